@@ -1,0 +1,40 @@
+"""How the library reports progress without knowing about terminals.
+
+Library functions take a `Reporter`; the CLI passes one that draws rich bars on stderr, tests pass
+nothing and get the silent default. A reporter is three calls: `task` opens a bar, `advance` moves it
+(with fields shown beside it), `log` writes one line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator, Protocol
+
+
+class Task(Protocol):
+    def advance(self, n: int = 1, **fields: object) -> None: ...
+
+
+class Reporter(Protocol):
+    def task(self, description: str, total: int | None) -> contextlib.AbstractContextManager[Task]: ...
+
+    def log(self, message: str) -> None: ...
+
+
+class _SilentTask:
+    def advance(self, n: int = 1, **fields: object) -> None:
+        pass
+
+
+class SilentReporter:
+    """The default: reports nothing."""
+
+    @contextlib.contextmanager
+    def task(self, description: str, total: int | None) -> Iterator[Task]:
+        yield _SilentTask()
+
+    def log(self, message: str) -> None:
+        pass
+
+
+SILENT = SilentReporter()
