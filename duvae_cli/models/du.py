@@ -1,0 +1,52 @@
+"""DU-VAE (Shen et al., IJCAI 2021): Dropout on the posterior variances, BN on the posterior means.
+
+The whole method is this file. Given the encoder's raw posterior (mean, log-variance):
+
+- **Uncertainty** (Sec. 3.1): every variance gets the floor alpha = 1/(2 pi e), the variance of a
+  Gaussian with differential entropy 0, so no dimension can become certain (train and eval).
+- **Dropout on variances** (Eq. 6): in training, sigma2_hat = g (sigma2 - alpha) + alpha with
+  g ~ Bernoulli(p) / p per example and dimension; p is the *keep* probability. A dropped entry is
+  pinned to the floor, which raises the expected KL of the batch and keeps dimensions in use
+  (Proposition 1). Off while the KL weight is still annealing, as in the code behind the paper.
+- **Diversity** (Sec. 3.2): BatchNorm on the means with learnable per-dimension scales whose
+  root-mean-square is rescaled to gamma after every optimizer step (Algorithm 1), so the batch
+  second moment of the means, and with it the expected KL, cannot fall below gamma^2 / 2 per dim.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from duvae_cli.models.regularizers import BatchNormMeans, Regularizer, register
+
+ALPHA = 1.0 / (2 * math.pi * math.e)  # variance with zero differential entropy
+
+
+@register("du")
+class DU(Regularizer):
+    """DU-VAE: `gamma` = target RMS of the BN scales, `p` = keep probability of the variance dropout."""
+
+    uses_batch_norm = True
+
+    def __init__(self, latent_dim: int, gamma: float = 0.5, p: float = 0.8, alpha_scale: float = 1.0,
+                 dropout_during_warmup: bool = False, bn_eps: float = 1e-5):
+        super().__init__()
+        if not 0.0 < p <= 1.0:
+            raise ValueError(f"p is a keep probability in (0, 1], got {p}")
+        self.p, self.alpha = p, ALPHA * alpha_scale
+        self.dropout_during_warmup = dropout_during_warmup
+        self.bn = BatchNormMeans(latent_dim, gamma, learnable_scale=True, eps=bn_eps)
+
+    def posterior(self, mean: torch.Tensor, logvar: torch.Tensor, kl_weight: float):
+        mean = self.bn(mean)
+        var = logvar.exp()  # (B, D), the variance above the floor
+        if self.training and self.p < 1.0 and (kl_weight >= 1.0 or self.dropout_during_warmup):
+            keep = torch.bernoulli(torch.full_like(var, self.p))
+            var = var * keep / self.p  # Eq. 6: g (sigma2 - alpha), E[g] = 1
+        return mean, torch.log(var + self.alpha)
+
+    def after_step(self) -> None:
+        self.bn.rescale_to_rms()  # Algorithm 1: RMS of the scales back to gamma
+

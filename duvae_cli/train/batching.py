@@ -1,0 +1,50 @@
+"""Length-bucketed batches for text. Every sentence is used each epoch; no batch has fewer than 2.
+
+Sentences are sorted by length (ties broken at random each epoch) and cut into consecutive batches,
+so a batch holds sentences of (nearly) one length and padding is rare; the batch order is shuffled.
+The reference instead keeps exact-length batches fixed for the run and skips those under 16, which
+silently drops data; duvae pads and masks instead (design.md §2).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from duvae_cli.models.text import TextBatch
+
+BOS, EOS = 1, 2
+
+
+def plan_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator | None = None,
+                 min_size: int = 2) -> list[np.ndarray]:
+    """Index arrays, one per batch. With `rng`, ties and batch order are shuffled; else deterministic."""
+    n = len(lengths)
+    if n == 0:
+        return []
+    keys = lengths.astype(np.float64)
+    if rng is not None:
+        keys = keys + rng.random(n)  # random order within a length, lengths stay sorted
+    order = np.argsort(keys, kind="stable")
+    batches = [order[i: i + batch_size] for i in range(0, n, batch_size)]
+    if len(batches) > 1 and len(batches[-1]) < min_size:  # e.g. a BN batch of 1: join the previous
+        batches[-2:] = [np.concatenate(batches[-2:])]
+    if rng is not None:
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+    return batches
+
+
+def make_batch(tokens: np.ndarray, offsets: np.ndarray, indices: np.ndarray) -> TextBatch:
+    """`<s> w1 .. wn </s>` rows padded with 0, from the flat (tokens, offsets) storage."""
+    starts, ends = offsets[indices], offsets[indices + 1]
+    lengths = (ends - starts + 2).astype(np.int64)
+    rows = np.zeros((len(indices), int(lengths.max())), dtype=np.int64)
+    rows[:, 0] = BOS
+    for row, (start, end) in enumerate(zip(starts, ends)):
+        rows[row, 1: 1 + end - start] = tokens[start:end]
+        rows[row, 1 + end - start] = EOS
+    return TextBatch(torch.from_numpy(rows), torch.from_numpy(lengths))
+
+
+def sentence_lengths(offsets: np.ndarray) -> np.ndarray:
+    return np.diff(offsets)

@@ -1,0 +1,182 @@
+"""Training configuration: one frozen dataclass, per-dataset presets with the paper's settings.
+
+Resolution order (later wins): defaults < dataset preset < (dataset, model) preset < `--config`
+file < `--set key=value` < explicit flags. The resolved config is saved as `config.json` in the run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from duvae_cli.errors import UsageError
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    dataset: str = "synthetic"
+    model: str = "du"  # a key of duvae_cli.models.REGULARIZERS
+    # architecture (text: LSTM sizes; encoder and decoder share hidden_dim)
+    embed_dim: int = 512
+    hidden_dim: int = 1024
+    latent_dim: int = 32
+    dropout_in: float = 0.5
+    dropout_out: float = 0.5
+    # regularizer options (None = the regularizer's own default)
+    gamma: float | None = None
+    p: float | None = None  # DU keep probability
+    beta: float | None = None
+    fb_lambda: float | None = None
+    delta: float | None = None
+    alpha_scale: float = 1.0  # DU variance floor = alpha_scale / (2 pi e)
+    dropout_during_warmup: bool = False  # DU: reference code keeps variance dropout off in warm-up
+    bn_eps: float = 1e-5
+    # schedule (design.md §2)
+    epochs: int = 100
+    batch_size: int = 32
+    optimizer: str = "sgd"
+    lr: float = 1.0
+    clip: float = 5.0
+    kl_start: float = 0.0
+    warm_up: float = 10.0  # epochs for the KL weight to reach 1
+    patience: int = 5  # epochs without improvement before the lr is halved
+    decay_from_epoch: int = 15  # plateau halving only from this epoch on (text)
+    lr_decay: float = 0.5
+    max_decays: int = 5
+    # bookkeeping
+    seed: int = 783435
+    device: str = "auto"
+    checkpoint_every: int = 0  # also save last.pt every N steps (0: only at epoch ends)
+    eval_batch_size: int = 128
+    data_root: str = "data"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def short_hash(self) -> str:
+        payload = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(payload).hexdigest()[:8]
+
+
+# Paper sizes (reference-spec §2.1); ptb: the yahoo/yelp size, the usual choice for PTB text VAEs.
+_TEXT_SMALL = dict(embed_dim=128, hidden_dim=512, latent_dim=32)
+_TEXT_LARGE = dict(embed_dim=512, hidden_dim=1024, latent_dim=32)
+DATASET_PRESETS: dict[str, dict] = {
+    "synthetic": dict(embed_dim=50, hidden_dim=50, latent_dim=2, epochs=20),
+    "short-yelp": dict(_TEXT_SMALL, epochs=100),
+    "yelp-sentiment": dict(_TEXT_SMALL, epochs=100),
+    "yahoo": dict(_TEXT_LARGE, epochs=100),
+    "yelp": dict(_TEXT_LARGE, epochs=150),
+    "ptb": dict(_TEXT_LARGE, epochs=100),
+}
+
+# The paper's hyper-parameters (reference-spec §3.3-4): (gamma, p) for DU, gamma for BN, etc.
+# beta-VAE uses a constant weight: annealing off.
+_BETA = dict(kl_start=1.0, warm_up=0.0)
+MODEL_PRESETS: dict[tuple[str, str], dict] = {
+    ("yahoo", "du"): dict(gamma=0.6, p=0.8),
+    ("yelp", "du"): dict(gamma=0.5, p=0.8),
+    ("short-yelp", "du"): dict(gamma=0.5, p=0.8),  # the Table 2 classification model
+    ("synthetic", "du"): dict(gamma=0.5, p=0.8),
+    ("yahoo", "bn"): dict(gamma=0.6),
+    ("yelp", "bn"): dict(gamma=0.6),
+    ("short-yelp", "bn"): dict(gamma=0.6),
+    ("synthetic", "bn"): dict(gamma=0.6),
+    ("yahoo", "beta"): dict(_BETA, beta=0.4),
+    ("yelp", "beta"): dict(_BETA, beta=0.4),
+    ("short-yelp", "beta"): dict(_BETA, beta=0.4),
+    ("synthetic", "beta"): dict(_BETA, beta=0.4),
+}
+MODEL_DEFAULTS: dict[str, dict] = {
+    "du": dict(gamma=0.5, p=0.8), "bn": dict(gamma=0.6), "beta": dict(_BETA, beta=0.4),
+    "fb": dict(fb_lambda=0.1), "delta": dict(delta=0.1),
+}
+
+
+def parse_set(items: list[str]) -> dict:
+    """`key=value` strings (from `--set`) to a dict with values typed like the config field."""
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    out = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or key not in fields:
+            raise UsageError(f"--set {item!r}: expected key=value with key one of: {', '.join(fields)}")
+        out[key] = _coerce(key, raw.strip(), TrainConfig.__dataclass_fields__[key].default)
+    return out
+
+
+def _coerce(key: str, raw: str, default):
+    try:
+        if isinstance(default, bool):
+            if raw.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(raw)
+            return raw.lower() in ("true", "1")
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float) or default is None:
+            return None if raw.lower() == "none" else float(raw)
+        return raw
+    except ValueError:
+        raise UsageError(f"--set {key}={raw}: not a valid {type(default).__name__}") from None
+
+
+def load_config_file(path: Path) -> dict:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"--config {path}: no such file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--config {path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"--config {path}: expected a JSON object of config fields")
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise UsageError(f"--config {path}: unknown field(s) {', '.join(unknown)}")
+    return data
+
+
+def resolve_config(dataset: str, model: str, flags: dict | None = None, config_file: Path | None = None,
+                   sets: list[str] | None = None) -> TrainConfig:
+    """Apply presets, then the config file, then `--set`, then explicit flags (None = unset)."""
+    from duvae_cli.models import REGULARIZERS
+
+    file_values = load_config_file(config_file) if config_file else {}
+    dataset = (flags or {}).get("dataset") or file_values.get("dataset") or dataset
+    model = (flags or {}).get("model") or file_values.get("model") or model
+    if model not in REGULARIZERS:
+        raise UsageError(f"--model {model!r}: choose one of: {', '.join(REGULARIZERS)}")
+    values: dict = {}
+    values.update(DATASET_PRESETS.get(dataset, {}))
+    values.update(MODEL_DEFAULTS.get(model, {}))
+    values.update(MODEL_PRESETS.get((dataset, model), {}))
+    values.update(file_values)
+    values.update(parse_set(sets or []))
+    values.update({k: v for k, v in (flags or {}).items() if v is not None})
+    values.update(dataset=dataset, model=model)
+    config = TrainConfig(**values)
+    _validate(config)
+    return config
+
+
+def _validate(c: TrainConfig) -> None:
+    checks = [
+        (c.p is None or 0 < c.p <= 1, f"--p {c.p}: the keep probability must be in (0, 1]"),
+        (c.gamma is None or c.gamma > 0, f"--gamma {c.gamma}: must be > 0"),
+        (c.batch_size >= 2, f"--batch-size {c.batch_size}: must be >= 2 (BatchNorm needs 2 examples)"),
+        (c.epochs >= 1, f"--epochs {c.epochs}: must be >= 1"),
+        (c.lr > 0, f"--lr {c.lr}: must be > 0"),
+        (0 <= c.kl_start <= 1, f"--kl-start {c.kl_start}: must be in [0, 1]"),
+        (c.warm_up >= 0, f"--warm-up {c.warm_up}: must be >= 0"),
+        (c.latent_dim >= 1, f"--latent-dim {c.latent_dim}: must be >= 1"),
+        (c.optimizer in ("sgd", "adam"), f"optimizer {c.optimizer!r}: choose sgd or adam"),
+        (c.device in ("auto", "cpu", "cuda") or c.device.startswith("cuda:"),
+         f"--device {c.device!r}: choose auto, cpu or cuda"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise UsageError(message)

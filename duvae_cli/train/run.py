@@ -1,0 +1,128 @@
+"""Run directories: creation (never overwriting), manifest, atomic checkpoints, and reloading.
+
+runs/<dataset>-<model>-<UTC stamp>-<config hash>/
+    config.json  manifest.json  history.csv  checkpoints/{last,best}.pt  (metrics.*, probe.csv, figures/)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from duvae_cli import __version__
+from duvae_cli.errors import DuvaeError
+from duvae_cli.io import atomic_path, atomic_write_text, sha256_file
+from duvae_cli.train.config import TrainConfig
+
+
+def new_run_dir(config: TrainConfig, root: Path = Path("runs"), name: Path | None = None) -> Path:
+    """Create a fresh run directory; an existing one is never reused."""
+    if name is None:
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        name = root / f"{config.dataset}-{config.model}-{stamp}-{config.short_hash()}"
+        for suffix in range(1, 1000):  # two runs in the same second with the same config
+            if not name.exists():
+                break
+            name = root / f"{config.dataset}-{config.model}-{stamp}-{config.short_hash()}-{suffix}"
+    try:
+        name.mkdir(parents=True, exist_ok=False)
+    except FileExistsError:
+        raise DuvaeError(f"--run-dir {name}: already exists; runs are never overwritten "
+                         "(use --resume to continue it)") from None
+    (name / "checkpoints").mkdir()
+    return name
+
+
+def point_latest(run_dir: Path) -> None:
+    """Make `<runs root>/latest` a symlink to the newest run (replaced atomically)."""
+    latest = run_dir.parent / "latest"
+    tmp = run_dir.parent / f".latest.{os.getpid()}"
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    tmp.symlink_to(run_dir.name)
+    os.replace(tmp, latest)
+
+
+def write_json(path: Path, payload: dict) -> None:
+    atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def git_sha() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def manifest(config: TrainConfig, data_path: Path, data_sha256: str, device: str) -> dict:
+    return {
+        "argv": sys.argv, "duvae_version": __version__, "git_sha": git_sha(),
+        "python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform(),
+        "seed": config.seed, "data_path": str(Path(data_path).resolve()), "data_sha256": data_sha256,
+        "device": device, "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def save_checkpoint(path: Path, payload: dict) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_checkpoint(path: Path, device: str | torch.device = "cpu") -> dict:
+    if not path.exists():
+        raise DuvaeError(f"{path}: no such checkpoint")
+    try:
+        return torch.load(path, map_location=device, weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is reported the same way
+        raise DuvaeError(f"{path}: not a readable duvae checkpoint ({type(exc).__name__})") from None
+
+
+def read_config(run_dir: Path) -> TrainConfig:
+    path = run_dir / "config.json"
+    if not path.exists():
+        raise DuvaeError(f"{run_dir}: not a duvae run directory (no config.json)")
+    return TrainConfig(**json.loads(path.read_text(encoding="utf-8")))
+
+
+@dataclass
+class Trained:
+    """A trained model loaded back from its run directory, in eval mode."""
+
+    run_dir: Path
+    config: TrainConfig
+    model: torch.nn.Module
+    dataset: object  # duvae_cli.data.store.TextDataset | ImageDataset
+    checkpoint: Path
+    checkpoint_sha256: str
+
+
+def load_trained(run_dir: Path, checkpoint: str = "best", device: str = "cpu") -> Trained:
+    """Reload the model of a run (`best` or `last` checkpoint) and the dataset it was trained on."""
+    from duvae_cli.data.store import load_dataset
+    from duvae_cli.train.build import build_text_model
+
+    run_dir = Path(run_dir)
+    if not run_dir.exists():
+        raise DuvaeError(f"{run_dir}: no such run directory")
+    run_dir = run_dir.resolve()
+    if checkpoint not in ("best", "last"):
+        raise DuvaeError(f"--checkpoint {checkpoint!r}: choose best or last")
+    config = read_config(run_dir)
+    info = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    dataset = load_dataset(Path(info["data_path"]))
+    path = run_dir / "checkpoints" / f"{checkpoint}.pt"
+    state = load_checkpoint(path, device)
+    model = build_text_model(config, len(dataset.vocab)).to(device)
+    model.load_state_dict(state["model"])
+    model.eval()
+    return Trained(run_dir, config, model, dataset, path, sha256_file(path))
