@@ -16,7 +16,7 @@ import typer
 from typer.exceptions import TyperException
 
 from duvae_cli import __version__
-from duvae_cli.errors import DuvaeError, NotImplementedYet
+from duvae_cli.errors import DuvaeError, NotImplementedYet, UsageError
 
 app = typer.Typer(
     name="duvae",
@@ -99,12 +99,64 @@ def _print_summary(summary, as_json: bool) -> None:
 
 
 @app.command()
-def train(quiet: Quiet = False, json: Json = False) -> None:
-    """Train a VAE.
+def train(
+    dataset: Annotated[Optional[str], typer.Option(help="Prepared dataset name (data/NAME/dataset.h5).")] = None,
+    model: Annotated[Optional[str], typer.Option(help="vae, beta, fb, delta, bn or du (default du).")] = None,
+    gamma: Annotated[Optional[float], typer.Option(help="bn/du: scale (RMS) of the BN on the means.")] = None,
+    p: Annotated[Optional[float], typer.Option("--p", help="du: keep probability of the variance dropout.")] = None,
+    beta: Annotated[Optional[float], typer.Option(help="beta: constant KL weight.")] = None,
+    fb_lambda: Annotated[Optional[float], typer.Option(help="fb: per-dimension KL floor.")] = None,
+    delta: Annotated[Optional[float], typer.Option(help="delta: per-dimension minimum KL.")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Maximum epochs.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Sentences per batch.")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Learning rate.")] = None,
+    kl_start: Annotated[Optional[float], typer.Option(help="Initial KL weight.")] = None,
+    warm_up: Annotated[Optional[float], typer.Option(help="Epochs for the KL weight to reach 1.")] = None,
+    latent_dim: Annotated[Optional[int], typer.Option(help="Latent dimensions.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Random seed (recorded).")] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto, cpu or cuda.")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="JSON file of config fields.")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config field: key=value.")] = None,
+    run_dir: Annotated[Optional[Path], typer.Option(help="Run directory (default runs/<generated>).")] = None,
+    resume: Annotated[Optional[Path], typer.Option(help="Continue this run from its last checkpoint.")] = None,
+    checkpoint_every: Annotated[Optional[int], typer.Option(help="Also save last.pt every N steps.")] = None,
+    quiet: Quiet = False,
+    json: Json = False,
+) -> None:
+    """Train a VAE; with no options, DU-VAE on the synthetic dataset (prepared when absent).
 
     Example: duvae train --dataset yelp --gamma 0.5 --p 0.8
     """
-    raise NotImplementedYet("duvae train")
+    from duvae_cli.console import CliReporter
+    from duvae_cli.train.config import resolve_config
+    from duvae_cli.train.session import resume_run, start_run
+
+    reporter = CliReporter(quiet)
+    flags = dict(dataset=dataset, model=model, gamma=gamma, p=p, beta=beta, fb_lambda=fb_lambda,
+                 delta=delta, epochs=epochs, batch_size=batch_size, lr=lr, kl_start=kl_start,
+                 warm_up=warm_up, latent_dim=latent_dim, seed=seed, device=device,
+                 checkpoint_every=checkpoint_every)
+    if resume is not None:
+        fixed = [k for k, v in flags.items() if v is not None and k not in ("epochs", "device")]
+        if fixed or config or set_ or run_dir:
+            raise UsageError("--resume continues a run with its saved config; only --epochs and "
+                             f"--device may change (got {', '.join(fixed) or '--config/--set/--run-dir'})")
+        done = resume_run(resume, epochs=epochs, device=device, reporter=reporter)
+    else:
+        resolved = resolve_config("synthetic", "du", flags, config, set_)
+        done = start_run(resolved, run_dir=run_dir, reporter=reporter)
+    _print_run(done, json)
+
+
+def _print_run(run_dir: Path, as_json: bool) -> None:
+    from duvae_cli.console import emit_json, print_table
+    from duvae_cli.train.run import read_run_summary
+
+    summary = read_run_summary(run_dir)
+    if as_json:
+        emit_json(summary)
+    else:
+        print_table(f"run {summary['run_dir']}", ["metric", "value"], [[k, v] for k, v in summary["final"].items()])
 
 
 @app.command()

@@ -126,3 +126,15 @@ def load_trained(run_dir: Path, checkpoint: str = "best", device: str = "cpu") -
     model.load_state_dict(state["model"])
     model.eval()
     return Trained(run_dir, config, model, dataset, path, sha256_file(path))
+
+
+def read_run_summary(run_dir: Path) -> dict:
+    """What `duvae train` prints: the run directory, its config, and the last epoch's row."""
+    import csv
+
+    run_dir = Path(run_dir)
+    rows = list(csv.DictReader((run_dir / "history.csv").open(encoding="utf-8")))
+    final = {k: (float(v) if k not in ("epoch", "step", "val_au") else int(float(v))) for k, v in rows[-1].items()}
+    info = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    return {"run_dir": str(run_dir), "config": read_config(run_dir).to_dict(), "final": final,
+            "best_val_loss": info.get("best_val_loss"), "epochs_done": info.get("epochs_done")}

@@ -1,0 +1,213 @@
+"""The training loop: one function, read top to bottom (design.md §2 schedules).
+
+Per step: KL weight from the annealing schedule, one z per example, loss = mean(rec + w * kl_term),
+clip the global gradient norm, step, let the regularizer act (DU rescales its BN scales).
+Per epoch: validation ELBO/KL/MI/AU, best checkpoint on improvement, plateau halving of the lr with
+a reload of the best weights, `last.pt` and a `history.csv` row. Everything a resumed run needs
+(model, optimizer, schedule state, RNG states, history) is in the checkpoint, so stopping at any
+step and resuming gives bit-identical results on the CPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from duvae_cli.errors import DuvaeError
+from duvae_cli.progress import SILENT, Reporter
+from duvae_cli.train.batching import make_batch, plan_batches, sentence_lengths
+from duvae_cli.train.build import build_text_model
+from duvae_cli.train.config import TrainConfig
+from duvae_cli.train.history import write_history
+from duvae_cli.train.run import load_checkpoint, save_checkpoint
+from duvae_cli.train.validate import validate
+
+
+@dataclass
+class LoopState:
+    """Schedule bookkeeping; saved in every checkpoint."""
+
+    lr: float
+    epoch: int = 0  # epochs completed
+    step: int = 0  # optimizer steps taken
+    batch_in_epoch: int = 0  # batches done in the current epoch
+    best_loss: float = math.inf  # best validation loss (selects best.pt)
+    ref_loss: float = math.inf  # plateau reference: the last non-worse validation loss
+    not_improved: int = 0
+    decays: int = 0
+    sums: dict = field(default_factory=dict)  # running training sums of the current epoch
+    history: list = field(default_factory=list)  # one dict per finished epoch
+
+
+class NonFiniteLoss(DuvaeError):
+    pass
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise DuvaeError(f"--device {name}: CUDA is not available on this machine")
+    return torch.device(name)
+
+
+def make_optimizer(config: TrainConfig, model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=lr)
+    return torch.optim.SGD(params, lr=lr)  # momentum 0, as the reference
+
+
+def kl_weight_at(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
+    """Linear annealing from kl_start to 1 over `warm_up` epochs, per step (the weight of step+1)."""
+    if config.warm_up <= 0 or config.kl_start >= 1:
+        return 1.0
+    rate = (1.0 - config.kl_start) / (config.warm_up * steps_per_epoch)
+    return min(1.0, config.kl_start + rate * (step + 1))
+
+
+def train(config: TrainConfig, dataset, run_dir: Path, reporter: Reporter = SILENT,
+          resume: bool = False, is_main: bool = True) -> LoopState:
+    device = resolve_device(config.device)
+    torch.manual_seed(config.seed)
+    model = build_text_model(config, len(dataset.vocab)).to(device)
+    state = LoopState(lr=config.lr)
+    optimizer = make_optimizer(config, model, state.lr)
+    checkpoints = run_dir / "checkpoints"
+    if resume:
+        state = _restore(checkpoints / "last.pt", model, optimizer, device)
+    train_split, valid_split = dataset.splits["train"], dataset.splits["valid"]
+    lengths = sentence_lengths(train_split.offsets)
+    steps_per_epoch = len(plan_batches(lengths, config.batch_size))
+
+    def save(name: str) -> None:
+        if is_main:
+            save_checkpoint(checkpoints / name, _snapshot(model, optimizer, state, config))
+
+    while state.epoch < config.epochs and state.decays < config.max_decays:
+        plan = plan_batches(lengths, config.batch_size, np.random.default_rng([config.seed, state.epoch]))
+        model.train()
+        with reporter.task(f"epoch {state.epoch + 1}/{config.epochs}", total=len(lengths)) as task:
+            task.advance(sum(len(b) for b in plan[: state.batch_in_epoch]))
+            for indices in plan[state.batch_in_epoch:]:
+                batch = make_batch(train_split.tokens, train_split.offsets, indices).to(device)
+                kl_weight = kl_weight_at(config, state.step, steps_per_epoch)
+                started = time.perf_counter()
+                out = model(batch, kl_weight)
+                if not torch.isfinite(out.loss):
+                    raise NonFiniteLoss(_nan_message(state, out, checkpoints / "last.pt"))
+                optimizer.zero_grad(set_to_none=True)
+                out.loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
+                optimizer.step()
+                model.after_step()
+                state.step += 1
+                state.batch_in_epoch += 1
+                _accumulate(state.sums, out, model, len(batch), time.perf_counter() - started, kl_weight)
+                task.advance(len(batch), loss=out.loss.item(), kl=out.kl.mean().item())
+                if config.checkpoint_every and state.step % config.checkpoint_every == 0:
+                    save("last.pt")
+        metrics = validate(model, valid_split, config.eval_batch_size, seed=config.seed + state.epoch,
+                           device=device)
+        improved = metrics["loss"] < state.best_loss
+        if improved:
+            state.best_loss = metrics["loss"]
+        state.history.append(_history_row(state, metrics, config))
+        _plateau(config, state, metrics["loss"], model, optimizer, checkpoints / "best.pt", device)
+        state.epoch += 1
+        state.batch_in_epoch, state.sums = 0, {}
+        if improved:
+            save("best.pt")
+        save("last.pt")
+        if is_main:
+            write_history(run_dir / "history.csv", state.history)
+            reporter.log(_epoch_line(state.history[-1]))
+            _warn_bn_eps(reporter, state.history[-1], config)
+    return state
+
+
+def _plateau(config, state: LoopState, loss: float, model, optimizer, best_path: Path, device) -> None:
+    """Halve the lr after `patience` epochs worse than the last non-worse loss (from epoch
+    `decay_from_epoch` on), reloading the best weights and restarting the optimizer."""
+    if loss > state.ref_loss:
+        state.not_improved += 1
+        if state.not_improved >= config.patience and state.epoch >= config.decay_from_epoch:
+            state.lr *= config.lr_decay
+            state.decays += 1
+            state.not_improved, state.ref_loss = 0, loss
+            if best_path.exists():  # a worse epoch is never the best one: best.pt is current
+                model.load_state_dict(load_checkpoint(best_path, device)["model"])
+            fresh = make_optimizer(config, model, state.lr)
+            optimizer.load_state_dict(fresh.state_dict())
+    else:
+        state.not_improved, state.ref_loss = 0, loss
+
+
+def _accumulate(sums: dict, out, model, n: int, seconds: float, kl_weight: float) -> None:
+    for key, value in (("loss", out.loss.item() * n), ("rec", out.rec.sum().item()),
+                       ("kl", out.kl.sum().item()), ("n", n), ("seconds", seconds), ("batches", 1)):
+        sums[key] = sums.get(key, 0.0) + value
+    sums["kl_weight"] = kl_weight
+    pre_bn = model.regularizer.pre_bn_variance()
+    if pre_bn is not None:
+        sums["pre_bn_var"] = sums.get("pre_bn_var", 0.0) + pre_bn.double().cpu()
+
+
+def _history_row(state: LoopState, val: dict, config: TrainConfig) -> dict:
+    s = state.sums
+    row = {
+        "epoch": state.epoch + 1, "step": state.step, "kl_weight": s.get("kl_weight", float("nan")),
+        "lr": state.lr, "train_loss": s["loss"] / s["n"], "train_rec": s["rec"] / s["n"],
+        "train_kl": s["kl"] / s["n"], "val_loss": val["loss"], "val_rec": val["rec"],
+        "val_kl": val["kl"], "val_mi": val["mi"], "val_au": val["au"], "val_ppl": val["ppl"],
+        "pre_bn_var_min": float("nan"), "pre_bn_var_mean": float("nan"),
+        "seconds": s["seconds"], "sentences_per_s": s["n"] / max(s["seconds"], 1e-9),
+    }
+    if "pre_bn_var" in s:
+        per_dim = s["pre_bn_var"] / s["batches"]
+        row.update(pre_bn_var_min=float(per_dim.min()), pre_bn_var_mean=float(per_dim.mean()))
+    return row
+
+
+def _epoch_line(row: dict) -> str:
+    return (f"epoch {row['epoch']}: val loss {row['val_loss']:.3f} rec {row['val_rec']:.3f} "
+            f"kl {row['val_kl']:.3f} mi {row['val_mi']:.3f} au {row['val_au']} ppl {row['val_ppl']:.2f} "
+            f"| kl_weight {row['kl_weight']:.3f} lr {row['lr']:.4g} | {row['sentences_per_s']:.0f} sent/s")
+
+
+def _warn_bn_eps(reporter: Reporter, row: dict, config: TrainConfig) -> None:
+    if row["pre_bn_var_min"] < 10 * config.bn_eps:  # NaN (no BN) compares False
+        reporter.log(f"warning: epoch {row['epoch']}: pre-BN variance of the means fell to "
+                     f"{row['pre_bn_var_min']:.2e} < 10 x BN eps; BN no longer bounds the KL "
+                     "(reference-spec §7)")
+
+
+def _nan_message(state: LoopState, out, last: Path) -> str:
+    keep = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was written yet"
+    terms = {name: getattr(out, name).mean().item() for name in ("loss", "rec", "kl", "kl_term")}
+    return (f"non-finite loss at step {state.step + 1} (epoch {state.epoch + 1}): "
+            + ", ".join(f"{k} {v}" for k, v in terms.items()) + f"; {keep}")
+
+
+def _snapshot(model, optimizer, state: LoopState, config: TrainConfig) -> dict:
+    rng = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    return {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "state": dataclasses.asdict(state), "rng": rng, "config": config.to_dict()}
+
+
+def _restore(path: Path, model, optimizer, device) -> LoopState:
+    payload = load_checkpoint(path, device)
+    model.load_state_dict(payload["model"])
+    optimizer.load_state_dict(payload["optimizer"])
+    torch.set_rng_state(payload["rng"]["torch"].cpu())
+    if "cuda" in payload["rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(payload["rng"]["cuda"])
+    return LoopState(**payload["state"])

@@ -1,0 +1,77 @@
+"""Start or resume a training run: dataset, run directory, config and manifest around the loop."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from duvae_cli.errors import DuvaeError, UsageError
+from duvae_cli.progress import SILENT, Reporter
+from duvae_cli.train.config import TrainConfig
+from duvae_cli.train.loop import resolve_device, train
+from duvae_cli.train.run import manifest, new_run_dir, point_latest, read_config, write_json
+
+
+def open_training_data(config: TrainConfig, reporter: Reporter = SILENT):
+    """The prepared dataset of `config`; the synthetic one is generated when absent."""
+    from duvae_cli.data.prepare import PrepareOptions, prepare_dataset
+    from duvae_cli.data.store import dataset_path, load_dataset
+
+    path = dataset_path(config.dataset, config.data_root)
+    if not path.exists():
+        if config.dataset != "synthetic":
+            raise UsageError(f"--dataset {config.dataset}: {path} not found; run "
+                             f"`duvae prepare {config.dataset} --out {config.data_root}` first")
+        reporter.log(f"preparing the synthetic dataset in {path}")
+        prepare_dataset("synthetic", PrepareOptions(out=Path(config.data_root)), reporter=reporter)
+    dataset = load_dataset(path)
+    missing = [s for s in ("train", "valid") if s not in dataset.splits]
+    if missing:
+        raise DuvaeError(f"{path}: training needs a {' and '.join(missing)} split; it has "
+                         f"{', '.join(dataset.splits) or 'none'}")
+    if dataset.kind != "text":
+        raise UsageError(f"--dataset {config.dataset}: image training is not implemented yet (issue #6)")
+    return path, dataset
+
+
+def start_run(config: TrainConfig, runs_root: Path = Path("runs"), run_dir: Path | None = None,
+              reporter: Reporter = SILENT) -> Path:
+    path, dataset = open_training_data(config, reporter)
+    run_dir = new_run_dir(config, runs_root, run_dir)
+    write_json(run_dir / "config.json", config.to_dict())
+    info = manifest(config, path, dataset.sha256, str(resolve_device(config.device)))
+    write_json(run_dir / "manifest.json", info)
+    point_latest(run_dir)
+    reporter.log(f"run directory: {run_dir}")
+    _train_and_finish(config, dataset, run_dir, info, reporter, resume=False)
+    return run_dir
+
+
+def resume_run(run_dir: Path, epochs: int | None = None, device: str | None = None,
+               reporter: Reporter = SILENT) -> Path:
+    run_dir = Path(run_dir)
+    config = read_config(run_dir)
+    if not (run_dir / "checkpoints" / "last.pt").exists():
+        raise DuvaeError(f"{run_dir}: nothing to resume (no checkpoints/last.pt)")
+    changes = {k: v for k, v in (("epochs", epochs), ("device", device)) if v is not None}
+    if changes:
+        config = TrainConfig(**{**config.to_dict(), **changes})
+        write_json(run_dir / "config.json", config.to_dict())
+    info = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    path, dataset = open_training_data(config, reporter)
+    if dataset.sha256 != info["data_sha256"]:
+        raise DuvaeError(f"{path}: the dataset changed since {run_dir} started (sha256 differs)")
+    info.setdefault("resumed_utc", []).append(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    _train_and_finish(config, dataset, run_dir, info, reporter, resume=True)
+    return run_dir
+
+
+def _train_and_finish(config, dataset, run_dir: Path, info: dict, reporter: Reporter, resume: bool) -> None:
+    started = time.monotonic()
+    state = train(config, dataset, run_dir, reporter, resume=resume)
+    info.update(finished_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                train_seconds=info.get("train_seconds", 0.0) + time.monotonic() - started,
+                epochs_done=state.epoch, steps=state.step, lr_decays=state.decays,
+                best_val_loss=state.best_loss)
+    write_json(run_dir / "manifest.json", info)
