@@ -82,7 +82,7 @@ class CliReporter:
 
     def log(self, message: str) -> None:
         if not self.quiet:
-            stderr.print(message, markup=False)
+            stderr.print(message, markup=False, soft_wrap=True)
 
 
 def emit_json(payload: object) -> None:

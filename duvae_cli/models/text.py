@@ -92,7 +92,9 @@ class LSTMDecoder(nn.Module):
             tokens = tokens.repeat_interleave(K, dim=0)  # (B*K, T), sample-major within example
         logits, _ = self.logits(tokens[:, :-1], z.reshape(B * K, -1))
         targets = tokens[:, 1:]
-        nll = F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")  # (B*K, T-1)
+        # Rows of the flattened (B*K*(T-1), V) logits: log-softmax over contiguous memory.
+        nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                              reduction="none").view_as(targets)  # (B*K, T-1)
         steps = torch.arange(targets.shape[1], device=targets.device)
         mask = steps < (batch.lengths - 1).repeat_interleave(K).unsqueeze(1)
         log_p = -(nll * mask).sum(-1)
