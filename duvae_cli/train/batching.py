@@ -48,3 +48,27 @@ def make_batch(tokens: np.ndarray, offsets: np.ndarray, indices: np.ndarray) -> 
 
 def sentence_lengths(offsets: np.ndarray) -> np.ndarray:
     return np.diff(offsets)
+
+
+class TextBatches:
+    """The batches of one text split: `plan` cuts index arrays, `batch` materialises one."""
+
+    def __init__(self, split):
+        self.split = split
+        self.lengths = sentence_lengths(split.offsets)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def plan(self, batch_size: int, rng: np.random.Generator | None = None) -> list[np.ndarray]:
+        return plan_batches(self.lengths, batch_size, rng)
+
+    def batch(self, indices: np.ndarray, train: bool = False) -> TextBatch:
+        return make_batch(self.split.tokens, self.split.offsets, indices)
+
+
+def batches_for(split):
+    """The batch source of a split (text now; images arrive with issue #6)."""
+    if hasattr(split, "offsets"):
+        return TextBatches(split)
+    raise NotImplementedError("image batches arrive with issue #6")

@@ -21,7 +21,7 @@ import torch
 
 from duvae_cli.errors import DuvaeError
 from duvae_cli.progress import SILENT, Reporter
-from duvae_cli.train.batching import make_batch, plan_batches, sentence_lengths
+from duvae_cli.train.batching import batches_for
 from duvae_cli.train.build import build_text_model
 from duvae_cli.train.config import TrainConfig
 from duvae_cli.train.history import write_history
@@ -82,21 +82,20 @@ def train(config: TrainConfig, dataset, run_dir: Path, reporter: Reporter = SILE
     checkpoints = run_dir / "checkpoints"
     if resume:
         state = _restore(checkpoints / "last.pt", model, optimizer, device)
-    train_split, valid_split = dataset.splits["train"], dataset.splits["valid"]
-    lengths = sentence_lengths(train_split.offsets)
-    steps_per_epoch = len(plan_batches(lengths, config.batch_size))
+    train_data, valid_data = batches_for(dataset.splits["train"]), batches_for(dataset.splits["valid"])
+    steps_per_epoch = len(train_data.plan(config.batch_size))
 
     def save(name: str) -> None:
         if is_main:
             save_checkpoint(checkpoints / name, _snapshot(model, optimizer, state, config))
 
     while state.epoch < config.epochs and state.decays < config.max_decays:
-        plan = plan_batches(lengths, config.batch_size, np.random.default_rng([config.seed, state.epoch]))
+        plan = train_data.plan(config.batch_size, np.random.default_rng([config.seed, state.epoch]))
         model.train()
-        with reporter.task(f"epoch {state.epoch + 1}/{config.epochs}", total=len(lengths)) as task:
+        with reporter.task(f"epoch {state.epoch + 1}/{config.epochs}", total=len(train_data)) as task:
             task.advance(sum(len(b) for b in plan[: state.batch_in_epoch]))
             for indices in plan[state.batch_in_epoch:]:
-                batch = make_batch(train_split.tokens, train_split.offsets, indices).to(device)
+                batch = train_data.batch(indices, train=True).to(device)
                 kl_weight = kl_weight_at(config, state.step, steps_per_epoch)
                 started = time.perf_counter()
                 out = model(batch, kl_weight)
@@ -113,7 +112,7 @@ def train(config: TrainConfig, dataset, run_dir: Path, reporter: Reporter = SILE
                 task.advance(len(batch), loss=out.loss.item(), kl=out.kl.mean().item())
                 if config.checkpoint_every and state.step % config.checkpoint_every == 0:
                     save("last.pt")
-        metrics = validate(model, valid_split, config.eval_batch_size, seed=config.seed + state.epoch,
+        metrics = validate(model, valid_data, config.eval_batch_size, seed=config.seed + state.epoch,
                            device=device)
         improved = metrics["loss"] < state.best_loss
         if improved:

@@ -12,16 +12,15 @@ import numpy as np
 import torch
 
 from duvae_cli.models.gaussian import LOG_2PI, kl_standard_normal, log_normal, sample
-from duvae_cli.train.batching import make_batch, plan_batches, sentence_lengths
 
 
 @torch.no_grad()
-def posterior_pass(model, split, batch_size: int, generator: torch.Generator, device) -> dict:
+def posterior_pass(model, data, batch_size: int, generator: torch.Generator, device) -> dict:
     """One sample per example: per-example rec and KL, the posterior parameters, token counts."""
     model.eval()
     order, recs, kls, means, logvars, tokens = [], [], [], [], [], []
-    for indices in plan_batches(sentence_lengths(split.offsets), batch_size):
-        batch = make_batch(split.tokens, split.offsets, indices).to(device)
+    for indices in data.plan(batch_size):
+        batch = data.batch(indices).to(device)
         mean, logvar = model.posterior(batch, kl_weight=1.0)
         z = sample(mean, logvar, generator=generator)
         recs.append(-model.decoder.log_prob(batch, z))
@@ -54,9 +53,10 @@ def active_units(mean: torch.Tensor, threshold: float = 0.01) -> tuple[int, torc
     return int((variance >= threshold).sum()), variance
 
 
-def validate(model, split, batch_size: int, seed: int, device) -> dict:
+def validate(model, data, batch_size: int, seed: int, device) -> dict:
+    """Validation metrics of `data` (a batch source, see batching.py)."""
     generator = torch.Generator(device=device).manual_seed(seed)
-    out = posterior_pass(model, split, batch_size, generator, device)
+    out = posterior_pass(model, data, batch_size, generator, device)
     mi_generator = torch.Generator().manual_seed(seed + 1)
     nll = out["rec"] + out["kl"]
     au, _ = active_units(out["mean"])
