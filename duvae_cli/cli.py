@@ -16,7 +16,7 @@ import typer
 from typer.exceptions import TyperException
 
 from duvae_cli import __version__
-from duvae_cli.errors import DuvaeError, NotImplementedYet, UsageError
+from duvae_cli.errors import DuvaeError, UsageError
 
 app = typer.Typer(
     name="duvae",
@@ -55,20 +55,25 @@ def _root(
 def prepare(
     name: Annotated[str, typer.Argument(help="Dataset: synthetic, ptb, yahoo, yelp, short-yelp, yelp-sentiment, "
                                         "text, omniglot or mnist.")],
-    source: Annotated[Optional[str], typer.Option(help="Folder, file or URL with the raw data "
-                                                  "(default: the registry's local/canonical source).")] = None,
+    source: Annotated[Optional[str], typer.Option(help="Folder, file or URL (http, https, file; a URL ending "
+                                                  "in / is a folder) with the raw data (default: the local "
+                                                  "copy, else the registry's canonical URLs).")] = None,
     out: Annotated[Path, typer.Option(help="Workspace; writes OUT/NAME/dataset.h5.")] = Path("data"),
+    as_name: Annotated[Optional[str], typer.Option("--as", help="Output name instead of NAME "
+                                                   "(e.g. for your own `text` corpus).")] = None,
     tokenizer: Annotated[str, typer.Option(help="word or sentencepiece.")] = "word",
-    vocab_size: Annotated[Optional[int], typer.Option(help="Keep the N most frequent words "
-                                                      "(sentencepiece: model size).")] = None,
-    vocab: Annotated[Optional[Path], typer.Option(help="Impose this vocabulary file (one token a line).")] = None,
+    vocab_size: Annotated[Optional[int], typer.Option(help="Vocabulary size, the 4 special tokens included: "
+                                                      "keep the most frequent train words (sentencepiece: "
+                                                      "model size, default 8000).")] = None,
+    vocab: Annotated[Optional[Path], typer.Option(help="Impose this vocabulary file (one token a line, "
+                                                  "<pad> <s> </s> <unk> first).")] = None,
     min_freq: Annotated[int, typer.Option(help="Drop words seen fewer times in train.")] = 1,
     max_length: Annotated[Optional[int], typer.Option(help="Drop sentences with more tokens.")] = None,
-    train: Annotated[Optional[Path], typer.Option(help="text: the train file.")] = None,
+    train: Annotated[Optional[Path], typer.Option(help="text: the train file (alone: carved by --split).")] = None,
     valid: Annotated[Optional[Path], typer.Option(help="text: the valid file.")] = None,
     test: Annotated[Optional[Path], typer.Option(help="text: the test file.")] = None,
-    split: Annotated[str, typer.Option(help="text with one file: train,valid,test fractions.")] = "0.8,0.1,0.1",
-    seed: Annotated[int, typer.Option(help="Seed for splits and generated data.")] = 783435,
+    split: Annotated[str, typer.Option(help="Fractions train,valid,test when one file is carved.")] = "0.8,0.1,0.1",
+    seed: Annotated[int, typer.Option(help="Seed for splits, binarisation and generated data.")] = 783435,
     force: Annotated[bool, typer.Option(help="Replace an existing prepared dataset.")] = False,
     quiet: Quiet = False,
     json: Json = False,
@@ -83,7 +88,7 @@ def prepare(
     options = PrepareOptions(
         source=source, out=out, tokenizer=tokenizer, vocab_size=vocab_size, vocab=vocab,
         min_freq=min_freq, max_length=max_length, train=train, valid=valid, test=test,
-        split=split, seed=seed, force=force,
+        split=split, seed=seed, force=force, as_name=as_name,
     )
     summary = prepare_dataset(name, options, reporter=CliReporter(quiet))
     _print_summary(summary, json)
@@ -96,6 +101,8 @@ def _print_summary(summary, as_json: bool) -> None:
         emit_json(summary.to_dict())
     else:
         print_table(summary.title(), summary.columns(), summary.rows())
+        for line in summary.lines():
+            typer.echo(line)
 
 
 @app.command()
@@ -160,30 +167,149 @@ def _print_run(run_dir: Path, as_json: bool) -> None:
 
 
 @app.command()
-def evaluate(run: RunArg = Path("runs/latest"), quiet: Quiet = False, json: Json = False) -> None:
-    """Evaluate a trained run: IW-NLL, KL, MI, AU, PPL, MPD, CE.
+def evaluate(
+    run: RunArg = Path("runs/latest"),
+    split: Annotated[str, typer.Option(help="Split to evaluate (train, valid or test).")] = "test",
+    iw_samples: Annotated[int, typer.Option(help="K, importance samples per example for IW-NLL.")] = 500,
+    mi_estimator: Annotated[str, typer.Option(help="whole (aggregate posterior over the whole split) or "
+                                              "batch (He et al.: per batch of --batch-size).")] = "whole",
+    au_threshold: Annotated[float, typer.Option(help="A dimension is active if Var(mean) >= this.")] = 0.01,
+    seed: Annotated[int, typer.Option(help="Evaluation seed: example i's noise depends on (seed, i) only.")]
+    = 783435,
+    batch_size: Annotated[int, typer.Option(help="Examples per encoder batch.")] = 64,
+    memory_budget: Annotated[str, typer.Option(help="Working memory for the samples, e.g. 2GB, 500MB.")] = "1GB",
+    checkpoint: Annotated[str, typer.Option(help="best or last.")] = "best",
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    quiet: Quiet = False,
+    json: Json = False,
+) -> None:
+    """IW-NLL, PPL, ELBO, KL, MI, AU, MPD and CE of a trained run; writes metrics.h5 and metrics.csv.
 
-    Example: duvae evaluate runs/latest --iw-samples 500
+    Example: duvae evaluate runs/latest --iw-samples 500 --split test
     """
-    raise NotImplementedYet("duvae evaluate")
+    from duvae_cli.console import CliReporter, emit_json, print_table
+    from duvae_cli.metrics import EvalOptions, evaluate_run, parse_memory
+
+    reporter = CliReporter(quiet)
+    options = EvalOptions(iw_samples=iw_samples, mi_estimator=mi_estimator, au_threshold=au_threshold,
+                          seed=seed, batch_size=batch_size, memory_budget=parse_memory(memory_budget))
+    report = evaluate_run(run, split, checkpoint, options, device, reporter)
+    reporter.log(f"wrote {report.files['metrics_h5']} ({report.files['group']}) and {report.files['metrics_csv']}")
+    if json:
+        emit_json(report.to_dict())
+    else:
+        print_table(report.title(), ["metric", "value", "estimator"], report.rows())
 
 
 @app.command()
-def classify(run: RunArg = Path("runs/latest"), quiet: Quiet = False, json: Json = False) -> None:
-    """Linear-probe accuracy of the learned representation.
+def classify(
+    run: RunArg = Path("runs/latest"),
+    labels: Annotated[Optional[list[int]], typer.Option(
+        "--labels", help="Label budget N (repeat the option for several; default: the dataset's official "
+        "budgets, else 100).")] = None,
+    repeats: Annotated[int, typer.Option(help="Redraw the labelled subsets with R seeds (an official subset "
+                                         "is fixed: the probe is re-run with R seeds); mean and std.")] = 1,
+    seed: Annotated[int, typer.Option(help="Seed of repeat 0; repeat r uses seed + r.")] = 783435,
+    checkpoint: Annotated[str, typer.Option(help="best or last.")] = "best",
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda (for encoding).")] = "auto",
+    quiet: Quiet = False,
+    json: Json = False,
+) -> None:
+    """Linear-probe accuracy of the posterior means per label budget; writes probe.csv and metrics.h5.
 
     Example: duvae classify --labels 100
     """
-    raise NotImplementedYet("duvae classify")
+    from duvae_cli.console import CliReporter
+    from duvae_cli.probe import ClassifyOptions, classify_run, result_json, write_outputs
+
+    reporter = CliReporter(quiet)
+    options = ClassifyOptions(budgets=tuple(labels or ()), repeats=repeats, seed=seed,
+                              checkpoint=checkpoint, device=device)
+    result = classify_run(run, options, reporter=reporter)
+    files = write_outputs(result)
+    reporter.log(f"wrote {', '.join(map(str, files))}")
+    _print_probe(result_json(result, files), json)
+
+
+def _print_probe(payload: dict, as_json: bool) -> None:
+    from duvae_cli.console import emit_json, print_table
+
+    if as_json:
+        return emit_json(payload)
+    rows = [[r["labels"], r["subset"], r["n_train"], r["repeats"], r["accuracy_mean"],
+             "-" if r["accuracy_std"] is None else r["accuracy_std"], r["valid_accuracy_mean"]]
+            for r in payload["results"]]
+    title = (f"linear probe: {Path(payload['run']).name} ({payload['checkpoint']}), test n={payload['n_test']}, "
+             f"majority class {payload['majority_accuracy']:.4f}")
+    print_table(title, ["labels", "subset", "n_train", "repeats", "test acc", "std", "valid acc"], rows)
 
 
 @app.command()
-def visualize(run: RunArg = Path("runs/latest"), quiet: Quiet = False) -> None:
-    """Figures from saved run artifacts.
+def visualize(
+    runs: Annotated[Optional[list[Path]], typer.Argument(help="Run directories (default: runs/latest); "
+                                                         "--kind grid takes many.")] = None,
+    kind: Annotated[str, typer.Option(help="latent, curves, dims, grid or samples.")] = "latent",
+    out: Annotated[Optional[Path], typer.Option(help="Output file: .png, .svg or .pdf (samples: text); "
+                                                "default RUN/figures/KIND.png.")] = None,
+    metric: Annotated[str, typer.Option(help="grid: a metrics.csv metric or history.csv column "
+                                        "(mi, au, iw_nll, val_loss, ...).")] = "mi",
+    split: Annotated[str, typer.Option(help="Split to encode or read metrics from.")] = "test",
+    checkpoint: Annotated[str, typer.Option(help="best or last.")] = "best",
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    n: Annotated[int, typer.Option("--n", help="samples: sentences to reconstruct and prior codes.")] = 10,
+    beam: Annotated[int, typer.Option(help="samples: beam width.")] = 5,
+    temperature: Annotated[float, typer.Option(help="samples: sampling temperature.")] = 1.0,
+    max_length: Annotated[Optional[int], typer.Option(help="samples: most words per sentence.")] = None,
+    seed: Annotated[int, typer.Option(help="samples: which sentences and prior codes.")] = 783435,
+    quiet: Quiet = False,
+    json: Json = False,
+) -> None:
+    """Figures (and text samples) drawn only from saved run artifacts; prints the written paths.
 
     Example: duvae visualize runs/latest --kind latent
     """
-    raise NotImplementedYet("duvae visualize")
+    from duvae_cli.console import emit_json
+    from duvae_cli.viz import SampleOptions, VizOptions, visualize as draw
+
+    samples = SampleOptions(n=n, beam=beam, temperature=temperature, max_length=max_length, seed=seed,
+                            split=split, checkpoint=checkpoint, device=device)
+    options = VizOptions(out=out, metric=metric, split=split, checkpoint=checkpoint, device=device,
+                         samples=samples)
+    paths = draw(runs or [Path("runs/latest")], kind, options)
+    if json:
+        emit_json({"kind": kind, "files": [str(p) for p in paths]})
+    else:
+        for path in paths:
+            typer.echo(str(path))
+
+
+@app.command()
+def report(
+    runs: Annotated[list[Path], typer.Argument(help="Run directories (e.g. runs/*).")],
+    fmt: Annotated[str, typer.Option("--format", help="markdown, csv or latex.")] = "markdown",
+    metrics: Annotated[str, typer.Option(help="metrics.csv metrics to show, comma-separated.")] = "iw_nll,kl,mi,au",
+    split: Annotated[str, typer.Option(help="Split of the numbers.")] = "test",
+    checkpoint: Annotated[str, typer.Option(help="Numbers of the best or last checkpoint.")] = "best",
+    out: Annotated[Optional[Path], typer.Option(help="Write the table here instead of stdout.")] = None,
+    quiet: Quiet = False,
+) -> None:
+    """One row per model (runs grouped by dataset, model and config; mean ± std over seeds): NLL, KL,
+    MI, AU from metrics.csv and probe accuracies per label budget from probe.csv.
+
+    Example: duvae report runs/* --format latex --out table.tex
+    """
+    from duvae_cli.console import CliReporter
+    from duvae_cli.io import atomic_write_text
+    from duvae_cli.tables import build_report, format_table
+
+    names = tuple(m.strip() for m in metrics.split(",") if m.strip())
+    table = build_report(runs, names, split, checkpoint, reporter=CliReporter(quiet))
+    text = format_table(table, fmt)
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        atomic_write_text(out, text)
+        typer.echo(str(out))
 
 
 def _fail(message: str, code: int) -> None:

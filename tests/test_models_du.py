@@ -10,14 +10,6 @@ from duvae_cli.models import build_regularizer
 from duvae_cli.models.du import ALPHA
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: intra-op threads only contend (100x slower on a loaded 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 D = 8
 

@@ -9,14 +9,6 @@ from torch.distributions import Normal, kl_divergence
 from duvae_cli.models.gaussian import kl_standard_normal, log_normal, log_standard_normal, sample
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: intra-op threads only contend (100x slower on a loaded 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def random_gaussian(seed: int, shape=(64, 8), dtype=torch.float64):
     g = torch.Generator().manual_seed(seed)

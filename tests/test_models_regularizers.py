@@ -12,14 +12,6 @@ from duvae_cli.models.gaussian import kl_standard_normal
 from duvae_cli.models.regularizers import delta_variance_bounds
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: intra-op threads only contend (100x slower on a loaded 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 D = 6
 

@@ -9,14 +9,6 @@ import torch
 from duvae_cli.models.text import LSTMDecoder, LSTMEncoder, TextBatch
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: intra-op threads only contend (100x slower on a loaded 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 PAD, BOS, EOS = 0, 1, 2
 LATENT = 3

@@ -1,0 +1,77 @@
+"""Figures and text samples drawn only from saved run artifacts (`duvae visualize`; docs/figures.md).
+
+The only package that imports matplotlib. Figures are `matplotlib.figure.Figure` objects saved by file
+extension (PNG, SVG, PDF) with fixed metadata, so the same run gives the same bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from duvae_cli.errors import UsageError
+from duvae_cli.io import atomic_write_text
+from duvae_cli.tables.runs import resolve_runs
+from duvae_cli.viz.curves import draw_curves
+from duvae_cli.viz.dims import draw_dims
+from duvae_cli.viz.figure import figure_format, save_figure, style
+from duvae_cli.viz.grid import draw_grid
+from duvae_cli.viz.latent import draw_latent
+from duvae_cli.viz.samples import SampleOptions, sample_text
+
+
+@dataclass(frozen=True)
+class VizOptions:
+    out: Path | None = None  # default: RUN/figures/<kind>.png (grid: figures/grid-<metric>.png)
+    metric: str = "mi"  # grid only
+    split: str = "test"
+    checkpoint: str = "best"
+    device: str = "auto"
+    samples: SampleOptions = field(default_factory=SampleOptions)
+
+
+def _posteriors(run: Path, options: VizOptions):
+    from duvae_cli.viz.artifacts import load_posteriors
+
+    return load_posteriors(run, options.split, options.checkpoint, options.device)
+
+
+# kind -> (draw(run, options) -> Figure or text, default file name); "grid" takes all runs at once.
+PER_RUN = {
+    "latent": (lambda run, o: draw_latent(_posteriors(run, o)), "latent.png"),
+    "curves": (lambda run, o: draw_curves(run), "curves.png"),
+    "dims": (lambda run, o: draw_dims(_posteriors(run, o)), "dims.png"),
+    "samples": (lambda run, o: sample_text(run, o.samples), "samples.txt"),
+}
+KINDS = [*PER_RUN, "grid"]
+
+
+def visualize(runs: list[Path], kind: str, options: VizOptions = VizOptions()) -> list[Path]:
+    """Draw `kind` for `runs` and write the file(s); returns the paths written."""
+    if kind not in KINDS:
+        raise UsageError(f"--kind {kind!r}: choose one of: {', '.join(KINDS)}")
+    runs = resolve_runs(runs)
+    if kind == "grid":
+        path = options.out or Path("figures") / f"grid-{options.metric}.png"
+        figure_format(path)  # fail on a bad extension before any work
+        with style():
+            return [save_figure(draw_grid(runs, options.metric, options.split, options.checkpoint), path)]
+    if options.out is not None and len(runs) > 1:
+        raise UsageError(f"--out {options.out}: names one file; give one run or leave --out unset")
+    draw, default_name = PER_RUN[kind]
+    written = []
+    for run in runs:
+        path = options.out or run / "figures" / default_name
+        if kind != "samples":
+            figure_format(path)
+        with style():
+            result = draw(run, options)
+            if isinstance(result, str):
+                atomic_write_text(path, result)
+            else:
+                save_figure(result, path)
+        written.append(Path(path))
+    return written
+
+
+__all__ = ["KINDS", "SampleOptions", "VizOptions", "visualize"]

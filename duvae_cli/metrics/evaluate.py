@@ -1,0 +1,194 @@
+"""Evaluate a model on a whole split: one pass that gives every per-example number, then summaries.
+
+`score_examples(model, examples, options)` runs the encoder once per example (eval mode, KL weight
+1: BN running statistics, no dropout, the DU variance floor on) and the K importance samples in
+memory-bounded chunks, and returns per-example arrays in dataset order. `summarise` turns them into
+the reported metrics (docs/metrics.md). `report.py` adds run directories and output files.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from duvae_cli.errors import DuvaeError, UsageError
+from duvae_cli.metrics import posterior
+from duvae_cli.metrics.iw import BatchNoise, importance_weights, plan_chunks
+from duvae_cli.metrics.scoring import make_scorer
+from duvae_cli.models.gaussian import kl_standard_normal
+from duvae_cli.progress import SILENT
+from duvae_cli.train.batching import make_batch, plan_batches
+
+MI_ESTIMATORS = ("whole", "batch")
+DEFAULT_SEED = 783435
+_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+
+
+def parse_memory(text: str) -> int:
+    """'2GB', '500MB', '1.5GiB' or a plain byte count -> bytes."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*", str(text))
+    unit = match and match.group(2).upper()
+    if not match or unit not in _UNITS:
+        raise UsageError(f"--memory-budget {text!r}: expected a size such as 2GB, 500MB or 1.5GiB")
+    return int(float(match.group(1)) * _UNITS[unit])
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    iw_samples: int = 500  # K
+    mi_estimator: str = "whole"  # "whole" (reference-spec §5) or "batch" (He et al.)
+    au_threshold: float = 0.01
+    seed: int = DEFAULT_SEED  # evaluation seed: the noise of example i is a function of (seed, i)
+    batch_size: int = 64  # examples per encoder batch; also the batches of the "batch" MI estimator
+    memory_budget: int = 2**30  # bytes of working memory for scoring the samples
+    max_rows: int | None = None  # (example x sample) rows per chunk; None: 2048 on CPU, 2**16 on GPU
+    flush_seconds: float = 10.0  # how often partial results are written while evaluating
+
+    def __post_init__(self):
+        checks = [
+            (self.iw_samples >= 1, f"--iw-samples {self.iw_samples}: must be >= 1"),
+            (self.mi_estimator in MI_ESTIMATORS,
+             f"--mi-estimator {self.mi_estimator!r}: choose one of: {', '.join(MI_ESTIMATORS)}"),
+            (self.au_threshold >= 0, f"--au-threshold {self.au_threshold}: must be >= 0"),
+            (self.seed >= 0, f"--seed {self.seed}: must be >= 0"),
+            (self.batch_size >= 1, f"--batch-size {self.batch_size}: must be >= 1"),
+            (self.memory_budget > 0, f"--memory-budget {self.memory_budget}: must be > 0"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UsageError(message)
+
+
+class TextExamples:
+    """A text split as the evaluation sees it: sort keys and batches of given indices."""
+
+    def __init__(self, split):
+        self.split = split
+        self.lengths = np.diff(split.offsets)  # words per sentence
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def batch(self, indices: np.ndarray):
+        return make_batch(self.split.tokens, self.split.offsets, indices)
+
+
+def score_examples(model, examples, options: EvalOptions = EvalOptions(), reporter=SILENT,
+                   partial=None) -> dict[str, np.ndarray]:
+    """Per-example results in dataset order: iw_nll, elbo, rec, kl (float64, nats), n_tokens,
+    mean, logvar, z_sample (float32 (N, D); z_sample is the one draw per example MI uses).
+    With `partial` (store.PartialResults), finished examples are read back and new ones saved."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            return _score_all(model, examples, options, reporter, partial)
+    finally:
+        model.train(was_training)
+
+
+def _score_all(model, examples, options, reporter, partial) -> dict[str, np.ndarray]:
+    results, done = {}, np.zeros(len(examples), dtype=bool)
+    if partial is not None:
+        parts, bad = partial.load()
+        if bad:
+            reporter.log(f"{partial.directory}: {bad} unreadable partial file(s) ignored; recomputing")
+        for part in parts:
+            _put(results, part, len(examples))
+            done[part["index"]] = True
+        if done.any():
+            reporter.log(f"resuming: {int(done.sum())} of {len(examples)} examples already evaluated")
+    scorer = make_scorer(model.decoder)
+    device = next(model.parameters()).device
+    max_rows = options.max_rows or (2**16 if device.type == "cuda" else 2048)
+    pending = np.flatnonzero(~done)
+    description = f"IW-NLL (K={options.iw_samples})"
+    try:
+        with reporter.task(description, total=len(examples)) as task:
+            task.advance(int(done.sum()))
+            for positions in plan_batches(examples.lengths[pending], options.batch_size):
+                part = _score_batch(model, scorer, examples, pending[positions], options, max_rows, device)
+                _put(results, part, len(examples))
+                done[part["index"]] = True
+                if partial is not None:
+                    partial.add(part)
+                task.advance(len(positions), iw_nll=float(results["iw_nll"][done].mean()))
+    finally:  # also on Ctrl-C: every finished example is kept for the next run
+        if partial is not None:
+            partial.flush()
+    return results
+
+
+def _score_batch(model, scorer, examples, indices, options, max_rows, device) -> dict:
+    batch = examples.batch(indices).to(device)
+    mean, logvar = model.posterior(batch, kl_weight=1.0)  # (B, D) each, post-regularizer
+    n, k = len(indices), options.iw_samples
+    noise = BatchNoise(options.seed, indices, k, mean.shape[1])
+    budget = options.memory_budget - n * k * 16  # the (B, K) float64 log-weights and likelihoods
+    if budget <= 0:
+        raise DuvaeError(f"--memory-budget {options.memory_budget} bytes: the log-weights of a batch of {n} "
+                         f"alone need {n * k * 16}; lower --batch-size or raise the budget")
+    chunks = plan_chunks(n, k, lambda rows, ex: scorer.chunk_bytes(batch, rows, ex) <= budget, max_rows)
+    weights = importance_weights(scorer, batch, mean, logvar, noise, chunks)
+    rec = -weights.log_likelihood.mean(1)  # mean over the K samples of -log p(x|z_k)
+    kl = kl_standard_normal(mean.double(), logvar.double()).sum(1).cpu()  # analytic, float64
+    z_sample = mean + noise[0:n, 0:1].squeeze(1).to(device) * (0.5 * logvar).exp()
+    return {
+        "index": np.asarray(indices, dtype=np.int64),
+        "iw_nll": (-weights.iw_log_likelihood()).numpy(), "rec": rec.numpy(), "kl": kl.numpy(),
+        "elbo": (-(rec + kl)).numpy(), "n_tokens": _n_tokens(batch, n),
+        "mean": mean.float().cpu().numpy(), "logvar": logvar.float().cpu().numpy(),
+        "z_sample": z_sample.float().cpu().numpy(),
+    }
+
+
+def _n_tokens(batch, n: int) -> np.ndarray:
+    """Predicted tokens per example (the PPL denominator); 0 where the data has no tokens."""
+    counts = getattr(batch, "n_predicted", None)
+    return np.zeros(n, dtype=np.int64) if counts is None else counts.cpu().numpy().astype(np.int64)
+
+
+def _put(results: dict, part: dict, total: int) -> None:
+    """Scatter one part's rows into the dataset-order arrays (allocated on first use)."""
+    for name, values in part.items():
+        if name == "index":
+            continue
+        if name not in results:
+            results[name] = np.zeros((total, *values.shape[1:]), dtype=values.dtype)
+        results[name][part["index"]] = values
+
+
+def summarise(results: dict[str, np.ndarray], options: EvalOptions, lengths: np.ndarray) -> dict:
+    """The reported numbers (nats per example unless named otherwise) and per-dimension arrays."""
+    mean, logvar, z = (torch.from_numpy(results[k]) for k in ("mean", "logvar", "z_sample"))
+    if options.mi_estimator == "whole":
+        mi = posterior.mi_whole_set(mean, logvar, z)
+    else:
+        mi = posterior.mi_per_batch(mean, logvar, z, plan_batches(lengths, options.batch_size))
+    au, au_variance = posterior.active_units(mean, options.au_threshold)
+    per_dim = {"au_variance": au_variance, "kl": posterior.kl_per_dim(mean, logvar),
+               "mpd": posterior.mpd_per_dim(mean, logvar), "ce": posterior.ce_per_dim(logvar)}
+    elbo_nll = results["rec"] + results["kl"]
+    metrics = {"iw_nll": results["iw_nll"].mean(), "elbo_nll": elbo_nll.mean(),
+               "rec": results["rec"].mean(), "kl": results["kl"].mean()}
+    tokens = int(results["n_tokens"].sum())
+    if tokens > 0:
+        metrics["iw_ppl"] = math.exp(results["iw_nll"].sum() / tokens)
+        metrics["ppl"] = math.exp(elbo_nll.sum() / tokens)
+    metrics.update(mi=mi, au=au, mpd=float(per_dim["mpd"].sum()), ce=float(per_dim["ce"].sum()),
+                   n_examples=len(elbo_nll), n_tokens=tokens)
+    metrics = {k: (v if isinstance(v, int) else float(v)) for k, v in metrics.items()}
+    return {"metrics": metrics, "per_dim": {k: v.numpy() for k, v in per_dim.items()}}
+
+
+def estimators(options: EvalOptions) -> dict[str, str]:
+    """The estimator written next to each number (docs/metrics.md)."""
+    mi = "whole-set" if options.mi_estimator == "whole" else f"per-batch-{options.batch_size}"
+    return {"iw_nll": "iw", "iw_ppl": "iw", "elbo_nll": "mc-rec+analytic-kl", "ppl": "elbo",
+            "rec": "mc", "kl": "analytic", "mi": mi, "au": f"var>={options.au_threshold:g}",
+            "mpd": "whole-set", "ce": "analytic", "n_examples": "count", "n_tokens": "count"}

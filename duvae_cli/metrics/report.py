@@ -1,0 +1,120 @@
+"""Evaluate a trained run and write its outputs: what `duvae evaluate` calls.
+
+    report = evaluate_run("runs/latest", split="test", options=EvalOptions(iw_samples=500))
+    report.metrics["iw_nll"], report.estimators["iw_nll"]      # nats per sentence, "iw"
+
+Writes `metrics.h5` (per-example values, posterior parameters, per-dimension diagnostics) and rows
+of `metrics.csv` in the run directory (store.py), resuming from `metrics.partial/` if an earlier
+evaluation with the same split, checkpoint, data, seed and K was interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from duvae_cli import __version__
+from duvae_cli.errors import DuvaeError, UsageError
+from duvae_cli.metrics.evaluate import EvalOptions, TextExamples, estimators, score_examples, summarise
+from duvae_cli.metrics.store import PartialResults, update_metrics_csv, write_metrics_h5
+from duvae_cli.progress import SILENT
+
+ORDER = ("iw_nll", "iw_ppl", "elbo_nll", "ppl", "rec", "kl", "mi", "au", "mpd", "ce", "n_examples",
+         "n_tokens")
+
+
+@dataclass
+class EvalReport:
+    identity: dict  # run, dataset, model, split, checkpoint, its sha256, seed, K, threshold, ...
+    metrics: dict  # name -> value (nats per example, PPL, counts)
+    estimators: dict  # name -> estimator label
+    per_dim: dict = field(default_factory=dict)  # name -> (D,) array
+    files: dict = field(default_factory=dict)  # "metrics_h5", "metrics_csv" -> path
+
+    def to_dict(self) -> dict:
+        return {**self.identity,
+                "metrics": {k: {"value": self.metrics[k], "estimator": self.estimators[k]}
+                            for k in ORDER if k in self.metrics},
+                "per_dim": {k: np.asarray(v).tolist() for k, v in self.per_dim.items()},
+                "files": self.files}
+
+    def title(self) -> str:
+        i = self.identity
+        return (f"{i['run']} - {i['split']} - {i['checkpoint']} ({i['checkpoint_sha256'][:12]}) - "
+                f"K={i['iw_samples']} seed={i['seed']}")
+
+    def rows(self) -> list[list]:
+        return [[k, self.metrics[k], self.estimators[k]] for k in ORDER if k in self.metrics]
+
+
+def evaluate_run(run_dir: Path = Path("runs/latest"), split: str = "test", checkpoint: str = "best",
+                 options: EvalOptions = EvalOptions(), device: str = "auto", reporter=SILENT) -> EvalReport:
+    """Reload a run's checkpoint and its dataset, evaluate `split`, write the outputs."""
+    from duvae_cli.train.run import load_trained
+
+    if checkpoint not in ("best", "last"):
+        raise UsageError(f"--checkpoint {checkpoint!r}: choose best or last")
+    if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
+        raise UsageError(f"--device {device!r}: choose auto, cpu or cuda")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return evaluate_trained(load_trained(Path(run_dir), checkpoint, device), split, options, reporter)
+
+
+def evaluate_trained(trained, split: str = "test", options: EvalOptions = EvalOptions(),
+                     reporter=SILENT) -> EvalReport:
+    """Evaluate a loaded run (`duvae_cli.train.run.Trained`) and write metrics.h5 / metrics.csv."""
+    dataset = trained.dataset
+    if getattr(dataset, "kind", "text") != "text":
+        raise DuvaeError(f"{trained.run_dir}: evaluate supports text runs only so far")
+    if split not in dataset.splits:
+        raise UsageError(f"--split {split!r}: dataset {dataset.name} has no such split; "
+                         f"it has: {', '.join(dataset.splits)}")
+    identity = _identity(trained, split, options)
+    examples = TextExamples(dataset.splits[split])
+    if len(examples) == 0:
+        raise DuvaeError(f"--split {split!r}: the split of dataset {dataset.name} is empty")
+    key = {k: identity[k] for k in ("split", "checkpoint_sha256", "dataset_sha256", "seed", "iw_samples")}
+    partial = PartialResults(trained.run_dir / "metrics.partial", {**key, "n_examples": len(examples)},
+                             options.flush_seconds)
+    results = score_examples(trained.model, examples, options, reporter, partial)
+    summary = summarise(results, options, examples.lengths)
+    report = EvalReport(identity, summary["metrics"], estimators(options), summary["per_dim"])
+    _write(trained.run_dir, report, results)
+    partial.discard()
+    return report
+
+
+def _identity(trained, split: str, options: EvalOptions) -> dict:
+    config = trained.config
+    return {"run": Path(trained.run_dir).name, "dataset": config.dataset, "model": config.model,
+            "split": split, "checkpoint": Path(trained.checkpoint).stem,
+            "checkpoint_sha256": trained.checkpoint_sha256,
+            "dataset_sha256": getattr(trained.dataset, "sha256", ""),
+            "iw_samples": options.iw_samples, "seed": options.seed,
+            "au_threshold": options.au_threshold, "mi_estimator": options.mi_estimator,
+            "batch_size": options.batch_size}
+
+
+def _write(run_dir: Path, report: EvalReport, results: dict) -> None:
+    ident = report.identity
+    group = f"{ident['split']}/{ident['checkpoint']}-{ident['checkpoint_sha256'][:12]}"
+    attrs = {**ident, **{f"metric_{k}": v for k, v in report.metrics.items()},
+             "estimators": json.dumps(report.estimators), "units": "nats per example",
+             "duvae_version": __version__,
+             "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    h5_path, csv_path = Path(run_dir) / "metrics.h5", Path(run_dir) / "metrics.csv"
+    write_metrics_h5(h5_path, group, results, report.per_dim, attrs)
+    rows = [{"run": ident["run"], "dataset": ident["dataset"], "model": ident["model"],
+             "split": ident["split"], "metric": name, "value": report.metrics[name],
+             "estimator": report.estimators[name], "n_samples": ident["iw_samples"],
+             "seed": ident["seed"], "checkpoint": ident["checkpoint"],
+             "checkpoint_sha256": ident["checkpoint_sha256"]}
+            for name in ORDER if name in report.metrics]
+    update_metrics_csv(csv_path, rows)
+    report.files = {"metrics_h5": str(h5_path), "metrics_csv": str(csv_path), "group": group}

@@ -1,0 +1,146 @@
+"""Evaluation outputs in the run directory: metrics.h5, metrics.csv and the resumable partial results.
+
+- `metrics.h5`: one group per split and checkpoint, `/<split>/<checkpoint>-<sha256[:12]>`, holding the
+  per-example arrays, a `per_dim` subgroup and attributes naming every estimator and setting.
+  Re-evaluating the same split and checkpoint replaces its group; other groups are kept.
+- `metrics.csv`: tidy rows (design.md §4 columns, plus the checkpoint). Rows of an earlier
+  evaluation with the same run, split, checkpoint hash, seed, K, metric and estimator are replaced.
+- `metrics.partial/<split>-<key hash>/part-*.npz`: per-example results flushed during evaluation, so
+  an interrupted run resumes; deleted once metrics.h5 is written.
+
+Every file is replaced atomically (temp file + rename) under a lock, so concurrent evaluations of
+one run neither interleave nor lose rows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import fcntl
+import hashlib
+import json
+import shutil
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from duvae_cli.io import atomic_path
+
+CSV_COLUMNS = ("run", "dataset", "model", "split", "metric", "value", "estimator", "n_samples", "seed",
+               "checkpoint", "checkpoint_sha256")
+CSV_KEY = ("run", "split", "checkpoint_sha256", "seed", "n_samples", "metric", "estimator")
+
+
+@contextlib.contextmanager
+def locked_for_update(path: Path):
+    """An exclusive advisory lock on `<path>.lock` for a read-modify-write of `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(f".{path.name}.lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def update_metrics_csv(path: Path, rows: list[dict]) -> None:
+    """Append `rows`, first dropping earlier rows with the same CSV_KEY. Unknown columns are kept."""
+    path = Path(path)
+    with locked_for_update(path):
+        old, columns = [], list(CSV_COLUMNS)
+        if path.exists():
+            with open(path, newline="", encoding="utf-8") as handle:
+                reader = csv.DictReader(handle)
+                old = list(reader)
+                columns += [c for c in reader.fieldnames or [] if c not in columns]
+        new_keys = {tuple(str(row.get(k, "")) for k in CSV_KEY) for row in rows}
+        kept = [row for row in old if tuple(row.get(k, "") for k in CSV_KEY) not in new_keys]
+        with atomic_path(path, suffix=".csv.tmp") as tmp:
+            with open(tmp, "w", newline="", encoding="utf-8") as handle:
+                writer = csv.DictWriter(handle, fieldnames=columns, restval="")
+                writer.writeheader()
+                writer.writerows(kept + rows)
+
+
+def write_metrics_h5(path: Path, group: str, per_example: dict, per_dim: dict, attrs: dict) -> None:
+    """Write (or replace) one evaluation group. The file is rebuilt beside the old one, copying its
+    other groups, and renamed over it: space of replaced groups is reclaimed, nothing half-written."""
+    path = Path(path)
+    with locked_for_update(path), atomic_path(path, suffix=".h5.tmp") as tmp:
+        with h5py.File(tmp, "w") as out:
+            if path.exists():
+                with h5py.File(path, "r") as old:
+                    _copy_except(old, out, group)
+            node = out.require_group(group)
+            for name, array in per_example.items():
+                node.create_dataset(name, data=array, compression="gzip", shuffle=True)
+            dims = node.create_group("per_dim")
+            for name, array in per_dim.items():
+                dims.create_dataset(name, data=array)
+            for key, value in attrs.items():
+                node.attrs[key] = value
+
+
+def _copy_except(source: h5py.Group, target: h5py.Group, skip: str) -> None:
+    """Copy every group of `source` into `target` except the path `skip` (and keep its siblings)."""
+    for name, item in source.items():
+        path = f"{source.name.rstrip('/')}/{name}".lstrip("/")
+        if path == skip:
+            continue
+        if skip.startswith(path + "/") and isinstance(item, h5py.Group):
+            _copy_except(item, target.require_group(name), skip)
+        else:
+            source.copy(item, target, name=name)
+    for key, value in source.attrs.items():
+        target.attrs[key] = value
+
+
+class PartialResults:
+    """Per-example results on disk while an evaluation runs, one atomic .npz per flush.
+
+    `key` names everything the per-example numbers depend on (split, checkpoint, data, seed, K);
+    results are only resumed into an evaluation with the same key."""
+
+    def __init__(self, root: Path, key: dict, flush_seconds: float = 10.0):
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+        self.directory = Path(root) / f"{key.get('split', 'split')}-{digest}"
+        self.key, self.flush_seconds = key, flush_seconds
+        self.pending: list[dict] = []
+        self.last_flush = time.monotonic()
+        self.count = len(list(self.directory.glob("part-*.npz"))) if self.directory.exists() else 0
+
+    def load(self) -> tuple[list[dict], int]:
+        """The saved parts (dicts of arrays, with "index"), and how many files were unreadable."""
+        parts, bad = [], 0
+        for path in sorted(self.directory.glob("part-*.npz")) if self.directory.exists() else []:
+            try:
+                with np.load(path) as data:
+                    parts.append({name: data[name] for name in data.files})
+            except (OSError, ValueError, KeyError):
+                bad += 1
+        return parts, bad
+
+    def add(self, part: dict) -> None:
+        self.pending.append(part)
+        if time.monotonic() - self.last_flush >= self.flush_seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        if not self.directory.exists():
+            self.directory.mkdir(parents=True)
+            (self.directory / "key.json").write_text(json.dumps(self.key, indent=2, sort_keys=True))
+        merged = {name: np.concatenate([p[name] for p in self.pending]) for name in self.pending[0]}
+        with atomic_path(self.directory / f"part-{self.count:06d}.npz", suffix=".npz") as tmp:
+            with open(tmp, "wb") as handle:
+                np.savez(handle, **merged)
+        self.count += 1
+        self.pending, self.last_flush = [], time.monotonic()
+
+    def discard(self) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            self.directory.parent.rmdir()  # only if no other evaluation left parts there

@@ -1,0 +1,78 @@
+"""Posterior parameters of a trained run, computed from its checkpoint with the frozen encoder.
+
+Everything downstream of training (the probe, the latent and per-dimension figures) reads the
+eval-mode posterior q(z|x) = N(mean, exp(logvar)): BN on the means uses its running statistics, DU's
+variance dropout is off, the variance floor is on (reference-spec §5). Nothing is retrained.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from duvae_cli.errors import UsageError
+from duvae_cli.train.batching import make_batch, plan_batches
+
+IMAGE_DATASETS = ("omniglot", "mnist")
+
+
+def dataset_kind(run_dir: Path) -> str:
+    """"text" or "image", from the dataset file the run was trained on (its name when the file is gone)."""
+    import h5py
+
+    run_dir = Path(run_dir)
+    try:
+        info = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+        with h5py.File(info["data_path"], "r") as f:
+            kind = f.attrs["kind"]
+        return kind.decode() if isinstance(kind, bytes) else str(kind)
+    except (OSError, KeyError, ValueError):
+        config = json.loads((run_dir / "config.json").read_text(encoding="utf-8")) \
+            if (run_dir / "config.json").exists() else {}
+        return "image" if config.get("dataset") in IMAGE_DATASETS else "text"
+
+
+def require_text_run(run_dir: Path, command: str) -> None:
+    """One line, exit 2, for a run on an image dataset (image models arrive with issue #6)."""
+    if dataset_kind(run_dir) == "image":
+        raise UsageError(f"{command} {run_dir}: not implemented yet for image datasets")
+
+
+@torch.no_grad()
+def posterior_params(model, split, indices: np.ndarray | None = None, batch_size: int = 128,
+                     device: str | torch.device = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    """Eval-mode (mean, logvar) of the sentences `indices` of `split` (default all), float64 (n, D) each,
+    in the order of `indices`."""
+    model.eval()
+    indices = np.arange(len(split)) if indices is None else np.asarray(indices, dtype=np.int64)
+    if len(indices) == 0:
+        raise ValueError("posterior_params needs at least one sentence")
+    lengths = np.diff(split.offsets)[indices]
+    means, logvars, order = [], [], []
+    for rows in plan_batches(lengths, batch_size):  # length-sorted batches: little padding
+        batch = make_batch(split.tokens, split.offsets, indices[rows]).to(device)
+        mean, logvar = model.posterior(batch, kl_weight=1.0)  # (B, D) each
+        means.append(mean.double().cpu()), logvars.append(logvar.double().cpu())
+        order.append(torch.from_numpy(rows))
+    inverse = torch.argsort(torch.cat(order))  # back to the order of `indices`
+    return torch.cat(means)[inverse].numpy(), torch.cat(logvars)[inverse].numpy()
+
+
+def posterior_means(model, split, indices: np.ndarray | None = None, batch_size: int = 128,
+                    device: str | torch.device = "cpu") -> np.ndarray:
+    """The probe's features: eval-mode posterior means, float64 (n, D)."""
+    return posterior_params(model, split, indices, batch_size, device)[0]
+
+
+def per_dimension_stats(mean: np.ndarray, logvar: np.ndarray, threshold: float = 0.01) -> dict:
+    """Per dimension, with `duvae evaluate`'s estimators: the analytic KL to N(0, 1) averaged over the
+    examples, and the variance (N-1) of the posterior means, active when >= threshold (reference-spec §5)."""
+    from duvae_cli.metrics.posterior import active_units, kl_per_dim
+
+    mean_t, logvar_t = torch.as_tensor(mean), torch.as_tensor(logvar)
+    active, variance = active_units(mean_t, threshold)
+    return {"kl": kl_per_dim(mean_t, logvar_t).numpy(), "mean_variance": variance.numpy(),
+            "threshold": threshold, "active": active}

@@ -1,0 +1,125 @@
+"""What `duvae classify` writes: `probe.csv` (tidy) and the `probe` group of `metrics.h5`.
+
+probe.csv has metrics.csv's columns (design.md §4, plus `checkpoint` and `checkpoint_sha256` as
+`duvae evaluate` writes them) and `labels` (the budget), `repeat`, `subset` (official | stratified) and
+`n_train` (labelled examples used); `n_samples` is the number of examples the accuracy is computed
+over. A new classification replaces the rows and subgroups of the budgets it ran and keeps those of
+other budgets made with the same checkpoint.
+
+Both files are written atomically. metrics.h5 is copied, its `probe` group updated in the copy, and
+the copy renamed over the original under the lock `duvae evaluate` takes for the same file, so the
+other groups survive, concurrent writers do not lose each other's groups, and a failure leaves the old
+file intact.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from duvae_cli import __version__
+from duvae_cli.io import atomic_path, atomic_write_text
+from duvae_cli.metrics.store import locked_for_update  # the lock evaluate uses on metrics.h5
+from duvae_cli.probe.classify import ESTIMATOR, ProbeResult
+
+COLUMNS = ["run", "dataset", "model", "split", "metric", "value", "estimator", "n_samples", "seed",
+           "checkpoint", "checkpoint_sha256", "labels", "repeat", "subset", "n_train"]
+
+
+def probe_rows(result: ProbeResult) -> list[dict]:
+    rows = []
+    for r in result.records:
+        for split, value, n in (("test", r.test_accuracy, result.n_test), ("valid", r.valid_accuracy, result.n_valid)):
+            rows.append({"run": result.run_dir.name, "dataset": result.dataset, "model": result.model,
+                         "split": split, "metric": "accuracy", "value": value, "estimator": ESTIMATOR,
+                         "n_samples": n, "seed": r.seed, "labels": r.budget, "repeat": r.repeat,
+                         "subset": r.kind, "n_train": r.n_train, "checkpoint": result.checkpoint,
+                         "checkpoint_sha256": result.checkpoint_sha256})
+    return rows
+
+
+def _kept_rows(path: Path, result: ProbeResult) -> list[dict]:
+    """Rows of an existing probe.csv for other budgets of the same checkpoint (they stay valid)."""
+    if not path.is_file():
+        return []
+    budgets = {str(r.budget) for r in result.records}
+    with path.open(encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh)
+        if reader.fieldnames != COLUMNS:
+            return []
+        return [row for row in reader if row["labels"] not in budgets
+                and row["checkpoint_sha256"] == result.checkpoint_sha256]
+
+
+def write_probe_csv(path: Path, result: ProbeResult) -> Path:
+    """Write the rows of `result`, keeping those of other budgets already there for this checkpoint."""
+    kept = _kept_rows(path, result)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    rows = kept + [{**row, "value": repr(row["value"])} for row in probe_rows(result)]
+    writer.writerows(sorted(rows, key=lambda row: (int(row["labels"]), int(row["repeat"]), row["split"])))
+    atomic_write_text(path, buffer.getvalue())
+    return path
+
+
+def write_probe_h5(path: Path, result: ProbeResult) -> Path:
+    """Write the `probe` group of `path`, keeping every other group (and, when the checkpoint is the
+    same, the probe subgroups of other budgets)."""
+    with locked_for_update(path), atomic_path(path, suffix=".h5.tmp") as tmp:
+        if path.exists():
+            shutil.copyfile(path, tmp)
+        with h5py.File(tmp, "a") as f:
+            if "probe" in f and f["probe"].attrs.get("checkpoint_sha256") != result.checkpoint_sha256:
+                del f["probe"]
+            _write_group(f.require_group("probe"), result)
+    return path
+
+
+def _write_group(group: h5py.Group, result: ProbeResult) -> None:
+    """probe/ attrs: provenance; probe/<N>/ one group per budget: settings attrs, arrays over repeats."""
+    group.attrs.update({
+        "estimator": ESTIMATOR, "features": "eval-mode posterior mean", "checkpoint": result.checkpoint,
+        "checkpoint_sha256": result.checkpoint_sha256, "n_valid": result.n_valid, "n_test": result.n_test,
+        "n_classes": result.n_classes, "majority_accuracy": result.majority_accuracy,
+        "duvae_version": __version__,
+    })
+    for budget in dict.fromkeys(r.budget for r in result.records):
+        rows = [r for r in result.records if r.budget == budget]
+        if str(budget) in group:
+            del group[str(budget)]
+        sub = group.create_group(str(budget))
+        sub.attrs.update({"subset": rows[0].kind, "n_train": rows[0].n_train, "seed": result.options.seed,
+                          "settings": json.dumps(result.options.settings.to_dict())})
+        arrays = {
+            "seed": np.array([r.seed for r in rows], dtype=np.int64),
+            "test_accuracy": np.array([r.test_accuracy for r in rows]),
+            "valid_accuracy": np.array([r.valid_accuracy for r in rows]),
+            "valid_loss": np.array([r.valid_loss for r in rows]),
+            "epochs": np.array([r.epochs for r in rows], dtype=np.int64),
+            "weight": np.stack([r.weight for r in rows]),  # (R, K, D)
+            "bias": np.stack([r.bias for r in rows]),  # (R, K)
+        }
+        for name, array in arrays.items():
+            sub.create_dataset(name, data=array, track_times=False)
+
+
+def write_outputs(result: ProbeResult) -> list[Path]:
+    """probe.csv and metrics.h5 in the run directory."""
+    run_dir = Path(result.run_dir)
+    return [write_probe_csv(run_dir / "probe.csv", result), write_probe_h5(run_dir / "metrics.h5", result)]
+
+
+def result_json(result: ProbeResult, files: list[Path]) -> dict:
+    return {"run": str(result.run_dir), "dataset": result.dataset, "model": result.model,
+            "checkpoint": result.checkpoint, "checkpoint_sha256": result.checkpoint_sha256,
+            "features": "eval-mode posterior mean", "probe": result.options.settings.to_dict(),
+            "seed": result.options.seed, "n_valid": result.n_valid, "n_test": result.n_test,
+            "n_classes": result.n_classes, "majority_accuracy": result.majority_accuracy,
+            "results": result.summary(), "files": [str(p) for p in files]}
