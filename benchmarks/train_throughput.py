@@ -3,7 +3,8 @@
 Three model sizes on the real short-yelp sentences (../shared/data/short_yelp, train.10000 +
 vocab.txt): synthetic (50/50, latent 2), short-yelp (128/512, latent 32), yelp (512/1024, latent 32).
 Each configuration runs in its own subprocess (clean peak RSS); each repeat times `--steps` steps of
-the real training step (DU-VAE at KL weight 1: forward, backward, clip, SGD step, BN-scale rescale)
+the loop's own `train_step` (DU-VAE at KL weight 1: forward, backward, clip, SGD step, BN-scale
+rescale)
 after `--warmup` untimed steps, over length-bucketed batches exactly as the loop makes them.
 
     python benchmarks/train_throughput.py --repeats 6
@@ -45,6 +46,7 @@ def measure(name: str, steps: int, warmup: int, repeats: int, data: Path) -> dic
     from duvae_cli.train.batching import make_batch, plan_batches, sentence_lengths
     from duvae_cli.train.build import build_text_model
     from duvae_cli.train.config import resolve_config
+    from duvae_cli.train.loop import train_step
 
     embed, hidden, latent = SIZES[name]
     vocab_size, tokens, offsets = load_sentences(data)
@@ -56,12 +58,7 @@ def measure(name: str, steps: int, warmup: int, repeats: int, data: Path) -> dic
     batches = [make_batch(tokens, offsets, b) for b in plan]
 
     def step(batch):
-        out = model(batch, 1.0)
-        optimizer.zero_grad(set_to_none=True)
-        out.loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
-        optimizer.step()
-        model.after_step()
+        train_step(model, optimizer, batch, 1.0, config.clip)
 
     cursor = 0
     for _ in range(warmup):

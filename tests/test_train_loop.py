@@ -116,3 +116,20 @@ def test_nan_guard_stops_with_one_line_and_keeps_checkpoint(toy_dataset, tmp_pat
     message = str(error.value)
     assert "non-finite loss at step 41" in message and "rec nan" in message and "\n" not in message
     assert (run_dir / "checkpoints" / "last.pt").read_bytes() == before
+
+
+@pytest.mark.parametrize("scale", [1e-3, 1.0, 1e3])
+def test_clip_gradients_matches_torch_bit_for_bit(scale):
+    from duvae_cli.train.loop import clip_gradients
+
+    torch.manual_seed(0)
+    grads = [torch.randn(5, 3) * scale, torch.randn(7) * scale]
+    mine = [torch.nn.Parameter(torch.zeros_like(g)) for g in grads]
+    theirs = [torch.nn.Parameter(torch.zeros_like(g)) for g in grads]
+    for p, q, g in zip(mine, theirs, grads):
+        p.grad, q.grad = g.clone(), g.clone()
+    norm = clip_gradients(mine, 5.0)
+    expected = torch.nn.utils.clip_grad_norm_(theirs, 5.0)
+    assert norm == pytest.approx(float(expected), rel=1e-6)
+    for p, q in zip(mine, theirs):
+        assert torch.equal(p.grad, q.grad)

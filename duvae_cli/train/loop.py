@@ -64,6 +64,29 @@ def make_optimizer(config: TrainConfig, model: torch.nn.Module, lr: float) -> to
     return torch.optim.SGD(params, lr=lr)  # momentum 0, as the reference
 
 
+def train_step(model, optimizer, batch, kl_weight: float, clip: float):
+    """One update; a non-finite loss leaves the model untouched (the caller stops the run)."""
+    out = model(batch, kl_weight)
+    if torch.isfinite(out.loss):
+        optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        clip_gradients(model.parameters(), clip)
+        optimizer.step()
+        model.after_step()
+    return out
+
+
+def clip_gradients(parameters, max_norm: float) -> float:
+    """torch.nn.utils.clip_grad_norm_, bit for bit, but without the pass over every gradient that
+    multiplies by exactly 1.0 when the norm is already within bounds (most steps)."""
+    grads = [p.grad for p in parameters if p.grad is not None]
+    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+    coefficient = max_norm / (float(norm) + 1e-6)
+    if coefficient < 1.0:
+        torch._foreach_mul_(grads, coefficient)
+    return float(norm)
+
+
 def kl_weight_at(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
     """Linear annealing from kl_start to 1 over `warm_up` epochs, per step (the weight of step+1)."""
     if config.warm_up <= 0 or config.kl_start >= 1:
@@ -98,14 +121,9 @@ def train(config: TrainConfig, dataset, run_dir: Path, reporter: Reporter = SILE
                 batch = train_data.batch(indices, train=True).to(device)
                 kl_weight = kl_weight_at(config, state.step, steps_per_epoch)
                 started = time.perf_counter()
-                out = model(batch, kl_weight)
+                out = train_step(model, optimizer, batch, kl_weight, config.clip)
                 if not torch.isfinite(out.loss):
                     raise NonFiniteLoss(_nan_message(state, out, checkpoints / "last.pt"))
-                optimizer.zero_grad(set_to_none=True)
-                out.loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
-                optimizer.step()
-                model.after_step()
                 state.step += 1
                 state.batch_in_epoch += 1
                 _accumulate(state.sums, out, model, len(batch), time.perf_counter() - started, kl_weight)
