@@ -108,18 +108,25 @@ def _print_summary(summary, as_json: bool) -> None:
 @app.command()
 def train(
     dataset: Annotated[Optional[str], typer.Option(help="Prepared dataset name (data/NAME/dataset.h5).")] = None,
-    model: Annotated[Optional[str], typer.Option(help="vae, beta, fb, delta, bn or du (default du).")] = None,
+    model: Annotated[Optional[str], typer.Option(help="vae, beta, fb, delta, bn or du (default du); with an "
+                                                 "IAF posterior: iaf-fb, iaf-bn or du-iaf.")] = None,
     gamma: Annotated[Optional[float], typer.Option(help="bn/du: scale (RMS) of the BN on the means.")] = None,
     p: Annotated[Optional[float], typer.Option("--p", help="du: keep probability of the variance dropout.")] = None,
     beta: Annotated[Optional[float], typer.Option(help="beta: constant KL weight.")] = None,
     fb_lambda: Annotated[Optional[float], typer.Option(help="fb: per-dimension KL floor.")] = None,
     delta: Annotated[Optional[float], typer.Option(help="delta: per-dimension minimum KL.")] = None,
+    flow: Annotated[Optional[str], typer.Option(help="Posterior flow: none or iaf (the iaf-* and du-iaf "
+                                                "models set iaf).")] = None,
+    flow_depth: Annotated[Optional[int], typer.Option(help="iaf: number of IAF blocks.")] = None,
+    flow_width: Annotated[Optional[int], typer.Option(help="iaf: MADE hidden units = width x latent dim.")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Maximum epochs.")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Sentences per batch.")] = None,
     lr: Annotated[Optional[float], typer.Option(help="Learning rate.")] = None,
     kl_start: Annotated[Optional[float], typer.Option(help="Initial KL weight.")] = None,
     warm_up: Annotated[Optional[float], typer.Option(help="Epochs for the KL weight to reach 1.")] = None,
     latent_dim: Annotated[Optional[int], typer.Option(help="Latent dimensions.")] = None,
+    size: Annotated[Optional[str], typer.Option(help="Image networks: paper (ResNet + 13-block PixelCNN) or "
+                                                "small (fewer channels and blocks; CPU-sized).")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Random seed (recorded).")] = None,
     device: Annotated[Optional[str], typer.Option(help="auto, cpu or cuda.")] = None,
     config: Annotated[Optional[Path], typer.Option(help="JSON file of config fields.")] = None,
@@ -140,8 +147,9 @@ def train(
 
     reporter = CliReporter(quiet)
     flags = dict(dataset=dataset, model=model, gamma=gamma, p=p, beta=beta, fb_lambda=fb_lambda,
-                 delta=delta, epochs=epochs, batch_size=batch_size, lr=lr, kl_start=kl_start,
-                 warm_up=warm_up, latent_dim=latent_dim, seed=seed, device=device,
+                 delta=delta, flow=flow, flow_depth=flow_depth, flow_width=flow_width,
+                 epochs=epochs, batch_size=batch_size, lr=lr, kl_start=kl_start,
+                 warm_up=warm_up, latent_dim=latent_dim, size=size, seed=seed, device=device,
                  checkpoint_every=checkpoint_every)
     if resume is not None:
         fixed = [k for k, v in flags.items() if v is not None and k not in ("epochs", "device")]
@@ -209,26 +217,57 @@ def classify(
         "budgets, else 100).")] = None,
     repeats: Annotated[int, typer.Option(help="Redraw the labelled subsets with R seeds (an official subset "
                                          "is fixed: the probe is re-run with R seeds); mean and std.")] = 1,
+    per_class: Annotated[Optional[list[int]], typer.Option(
+        "--per-class", help="Omniglot: train each alphabet's probe on the first K drawings of every character "
+        "(repeat the option for several; default 5, 10 and 15).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of repeat 0; repeat r uses seed + r.")] = 783435,
     checkpoint: Annotated[str, typer.Option(help="best or last.")] = "best",
     device: Annotated[str, typer.Option(help="auto, cpu or cuda (for encoding).")] = "auto",
     quiet: Quiet = False,
     json: Json = False,
 ) -> None:
-    """Linear-probe accuracy of the posterior means per label budget; writes probe.csv and metrics.h5.
+    """Linear-probe accuracy of the posterior means per label budget (Omniglot: one probe per alphabet
+    per --per-class K); writes probe.csv and metrics.h5.
 
     Example: duvae classify --labels 100
     """
     from duvae_cli.console import CliReporter
     from duvae_cli.probe import ClassifyOptions, classify_run, result_json, write_outputs
+    from duvae_cli.probe.features import dataset_kind
 
     reporter = CliReporter(quiet)
+    if dataset_kind(run) == "image":
+        if labels or repeats != 1:
+            raise UsageError("--labels/--repeats: image runs use the per-alphabet protocol (--per-class)")
+        return _classify_alphabets(run, per_class, seed, checkpoint, device, reporter, json)
+    if per_class:
+        raise UsageError("--per-class: only for Omniglot runs (the per-alphabet protocol); use --labels")
     options = ClassifyOptions(budgets=tuple(labels or ()), repeats=repeats, seed=seed,
                               checkpoint=checkpoint, device=device)
     result = classify_run(run, options, reporter=reporter)
     files = write_outputs(result)
     reporter.log(f"wrote {', '.join(map(str, files))}")
     _print_probe(result_json(result, files), json)
+
+
+def _classify_alphabets(run: Path, per_class, seed: int, checkpoint: str, device: str, reporter,
+                        as_json: bool) -> None:
+    from duvae_cli.console import emit_json, print_table
+    from duvae_cli.probe.alphabets import AlphabetOptions, classify_alphabets
+    from duvae_cli.probe.outputs import alphabet_json, write_alphabet_outputs
+
+    options = AlphabetOptions(per_class=tuple(per_class or (5, 10, 15)), seed=seed, checkpoint=checkpoint,
+                              device=device)
+    result = classify_alphabets(run, options, reporter)
+    files = write_alphabet_outputs(result)
+    reporter.log(f"wrote {', '.join(map(str, files))}")
+    payload = alphabet_json(result, files)
+    if as_json:
+        return emit_json(payload)
+    rows = [[r["per_class"], r["alphabets"], r["n_train"], r["n_test"], r["accuracy_mean"],
+             r["accuracy_char_weighted"]] for r in payload["results"]]
+    print_table(f"per-alphabet linear probes: {Path(payload['run']).name} ({payload['checkpoint']})",
+                ["per class", "alphabets", "n_train", "n_test", "mean acc", "char-weighted acc"], rows)
 
 
 def _print_probe(payload: dict, as_json: bool) -> None:

@@ -94,14 +94,15 @@ def test_unlabelled_dataset_fails_in_one_line(duvae, run, tmp_path):
     assert result.stderr.count("\n") == 1 and "no labels" in result.stderr
 
 
-def test_image_runs_are_not_implemented_yet(duvae, run):
+def test_image_run_without_its_dataset_fails_in_one_line(duvae, run):
     config = json.loads((run / "config.json").read_text())
     (run / "config.json").write_text(json.dumps({**config, "dataset": "omniglot"}))
     manifest = json.loads((run / "manifest.json").read_text())
     (run / "manifest.json").write_text(json.dumps({**manifest, "data_path": str(run / "gone.h5")}))
     for args in (["classify", run], ["visualize", run, "--kind", "latent"]):
         result = duvae(*args)
-        assert result.code == 2 and "not implemented yet for image datasets" in result.stderr
+        assert result.code == 1 and "gone.h5" in result.stderr and result.stderr.count("\n") == 1
+    assert duvae("classify", run, "--labels", "10").code == 2  # image runs take --per-class
 
 
 def test_bad_requests_name_the_option(duvae, run):

@@ -91,10 +91,9 @@ def build_omniglot(spec, source: Path, options, reporter: Reporter) -> Built:
     raw = _read_source(source, reporter)
     rng = np.random.Generator(np.random.PCG64(options.seed))
     train_all, test = np.flatnonzero(~raw.is_test), np.flatnonzero(raw.is_test)
-    n_valid = VALID_SIZE if len(train_all) >= 10 * VALID_SIZE else len(train_all) // 10
-    order = rng.permutation(len(train_all))
-    cut = len(train_all) - n_valid
-    train, valid = np.sort(train_all[order[:cut]]), np.sort(train_all[order[cut:]])
+    train_ranks, valid_ranks = split_train_pool(len(train_all), rng)
+    train, valid = train_all[train_ranks], train_all[valid_ranks]
+    n_valid = len(valid)
     built = Built(kind="image", splits={}, num_labels=raw.num_labels, notes=raw.notes)
     name = " + ".join(p.name for p in raw.files)
     seed = options.seed
@@ -113,6 +112,32 @@ def build_omniglot(spec, source: Path, options, reporter: Reporter) -> Built:
     if n_valid != VALID_SIZE:
         built.notes.append(f"fewer than {10 * VALID_SIZE} train images: valid is a tenth of them ({n_valid})")
     return built
+
+
+def split_train_pool(n_pool: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (sorted) of the train and valid images within the train pool (drawers 1-15 of every
+    character, in (character, drawer) order): the last VALID_SIZE of a seeded shuffle are valid."""
+    n_valid = VALID_SIZE if n_pool >= 10 * VALID_SIZE else n_pool // 10
+    order = rng.permutation(n_pool)
+    cut = n_pool - n_valid
+    return np.sort(order[:cut]), np.sort(order[cut:])
+
+
+def pool_positions(dataset) -> tuple[np.ndarray, np.ndarray] | None:
+    """Where each stored train and valid image sits in the train pool's (character, drawer) order,
+    recomputed from the seed `prepare` recorded (the file keeps no drawer numbers); None when the
+    recomputed order does not fit the stored labels (another recipe, a chardata.mat source)."""
+    train, valid = dataset.splits.get("train"), dataset.splits.get("valid")
+    seed = dataset.attrs.get("seed")
+    if train is None or valid is None or seed is None or train.labels is None:
+        return None
+    rng = np.random.Generator(np.random.PCG64(int(seed)))
+    positions = split_train_pool(len(train) + len(valid), rng)
+    if len(positions[1]) != len(valid):
+        return None
+    labels = np.empty(len(train) + len(valid), dtype=np.int64)
+    labels[positions[0]], labels[positions[1]] = train.labels, valid.labels
+    return positions if np.all(np.diff(labels) >= 0) else None  # pool order is by character
 
 
 def _labels(raw: _Raw, index: np.ndarray) -> dict:

@@ -21,7 +21,7 @@ from duvae_cli.metrics.iw import BatchNoise, importance_weights, plan_chunks
 from duvae_cli.metrics.scoring import make_scorer
 from duvae_cli.models.gaussian import kl_standard_normal
 from duvae_cli.progress import SILENT
-from duvae_cli.train.batching import make_batch, plan_batches
+from duvae_cli.train.batching import ImageBatches, make_batch, plan_batches
 
 MI_ESTIMATORS = ("whole", "batch")
 DEFAULT_SEED = 783435
@@ -78,10 +78,16 @@ class TextExamples:
         return make_batch(self.split.tokens, self.split.offsets, indices)
 
 
+def examples_for(split):
+    """`TextExamples` for a text split; for an image split, its `ImageBatches` (stored binarisation)."""
+    return TextExamples(split) if hasattr(split, "offsets") else ImageBatches(split)
+
+
 def score_examples(model, examples, options: EvalOptions = EvalOptions(), reporter=SILENT,
                    partial=None) -> dict[str, np.ndarray]:
     """Per-example results in dataset order: iw_nll, elbo, rec, kl (float64, nats), n_tokens,
-    mean, logvar, z_sample (float32 (N, D); z_sample is the one draw per example MI uses).
+    mean, logvar, z_sample (float32 (N, D); z_sample is the one draw per example MI uses), and with a
+    flow kl_per_dim (float32 (N, D); mean, logvar and z_sample are then of the base Gaussian).
     With `partial` (store.PartialResults), finished examples are read back and new ones saved."""
     was_training = model.training
     model.eval()
@@ -105,7 +111,8 @@ def _score_all(model, examples, options, reporter, partial) -> dict[str, np.ndar
             reporter.log(f"resuming: {int(done.sum())} of {len(examples)} examples already evaluated")
     scorer = make_scorer(model.decoder)
     device = next(model.parameters()).device
-    max_rows = options.max_rows or (2**16 if device.type == "cuda" else 2048)
+    cpu_rows = getattr(scorer, "cpu_rows", None) or 2048  # the PixelCNN prefers smaller CPU chunks
+    max_rows = options.max_rows or (2**16 if device.type == "cuda" else cpu_rows)
     pending = np.flatnonzero(~done)
     description = f"IW-NLL (K={options.iw_samples})"
     try:
@@ -126,7 +133,8 @@ def _score_all(model, examples, options, reporter, partial) -> dict[str, np.ndar
 
 def _score_batch(model, scorer, examples, indices, options, max_rows, device) -> dict:
     batch = examples.batch(indices).to(device)
-    mean, logvar = model.posterior(batch, kl_weight=1.0)  # (B, D) each, post-regularizer
+    posterior = model.encode(batch, kl_weight=1.0)  # post-regularizer; with a flow, the base Gaussian
+    mean, logvar, flow = posterior.mean, posterior.logvar, model.flow  # (B, D) each
     n, k = len(indices), options.iw_samples
     noise = BatchNoise(options.seed, indices, k, mean.shape[1])
     budget = options.memory_budget - n * k * 16  # the (B, K) float64 log-weights and likelihoods
@@ -134,16 +142,20 @@ def _score_batch(model, scorer, examples, indices, options, max_rows, device) ->
         raise DuvaeError(f"--memory-budget {options.memory_budget} bytes: the log-weights of a batch of {n} "
                          f"alone need {n * k * 16}; lower --batch-size or raise the budget")
     chunks = plan_chunks(n, k, lambda rows, ex: scorer.chunk_bytes(batch, rows, ex) <= budget, max_rows)
-    weights = importance_weights(scorer, batch, mean, logvar, noise, chunks)
+    weights = importance_weights(scorer, batch, mean, logvar, noise, chunks, flow, posterior.context)
     rec = -weights.log_likelihood.mean(1)  # mean over the K samples of -log p(x|z_k)
-    kl = kl_standard_normal(mean.double(), logvar.double()).sum(1).cpu()  # analytic, float64
-    z_sample = mean + noise[0:n, 0:1].squeeze(1).to(device) * (0.5 * logvar).exp()
+    if flow is None:
+        kl = kl_standard_normal(mean.double(), logvar.double()).sum(1).cpu()  # analytic, float64
+    else:  # Monte Carlo over the same K samples: rec + kl = -mean_k log w_k >= iw_nll exactly
+        kl = weights.kl_per_dim.sum(1)
+    z_sample = mean + noise[0:n, 0:1].squeeze(1).to(device) * (0.5 * logvar).exp()  # base z0 (MI)
+    extra = {} if flow is None else {"kl_per_dim": weights.kl_per_dim.float().numpy()}
     return {
         "index": np.asarray(indices, dtype=np.int64),
         "iw_nll": (-weights.iw_log_likelihood()).numpy(), "rec": rec.numpy(), "kl": kl.numpy(),
         "elbo": (-(rec + kl)).numpy(), "n_tokens": _n_tokens(batch, n),
         "mean": mean.float().cpu().numpy(), "logvar": logvar.float().cpu().numpy(),
-        "z_sample": z_sample.float().cpu().numpy(),
+        "z_sample": z_sample.float().cpu().numpy(), **extra,
     }
 
 
@@ -171,7 +183,9 @@ def summarise(results: dict[str, np.ndarray], options: EvalOptions, lengths: np.
     else:
         mi = posterior.mi_per_batch(mean, logvar, z, plan_batches(lengths, options.batch_size))
     au, au_variance = posterior.active_units(mean, options.au_threshold)
-    per_dim = {"au_variance": au_variance, "kl": posterior.kl_per_dim(mean, logvar),
+    kl_dims = torch.from_numpy(results["kl_per_dim"]).double().mean(0) if "kl_per_dim" in results \
+        else posterior.kl_per_dim(mean, logvar)  # a flow's Monte Carlo KL, else analytic
+    per_dim = {"au_variance": au_variance, "kl": kl_dims,
                "mpd": posterior.mpd_per_dim(mean, logvar), "ce": posterior.ce_per_dim(logvar)}
     elbo_nll = results["rec"] + results["kl"]
     metrics = {"iw_nll": results["iw_nll"].mean(), "elbo_nll": elbo_nll.mean(),
@@ -181,14 +195,21 @@ def summarise(results: dict[str, np.ndarray], options: EvalOptions, lengths: np.
         metrics["iw_ppl"] = math.exp(results["iw_nll"].sum() / tokens)
         metrics["ppl"] = math.exp(elbo_nll.sum() / tokens)
     metrics.update(mi=mi, au=au, mpd=float(per_dim["mpd"].sum()), ce=float(per_dim["ce"].sum()),
-                   n_examples=len(elbo_nll), n_tokens=tokens)
+                   n_examples=len(elbo_nll))
+    if tokens > 0:  # text only: images have no PPL and no token count
+        metrics["n_tokens"] = tokens
     metrics = {k: (v if isinstance(v, int) else float(v)) for k, v in metrics.items()}
     return {"metrics": metrics, "per_dim": {k: v.numpy() for k, v in per_dim.items()}}
 
 
-def estimators(options: EvalOptions) -> dict[str, str]:
-    """The estimator written next to each number (docs/metrics.md)."""
+def estimators(options: EvalOptions, flow: bool = False) -> dict[str, str]:
+    """The estimator written next to each number (docs/metrics.md). With a flow, `kl` is the Monte
+    Carlo KL over the K samples and MI, AU, MPD, CE are of the base Gaussian q(z0|x) ("-base")."""
     mi = "whole-set" if options.mi_estimator == "whole" else f"per-batch-{options.batch_size}"
-    return {"iw_nll": "iw", "iw_ppl": "iw", "elbo_nll": "mc-rec+analytic-kl", "ppl": "elbo",
-            "rec": "mc", "kl": "analytic", "mi": mi, "au": f"var>={options.au_threshold:g}",
-            "mpd": "whole-set", "ce": "analytic", "n_examples": "count", "n_tokens": "count"}
+    labels = {"iw_nll": "iw", "iw_ppl": "iw", "elbo_nll": "mc-rec+analytic-kl", "ppl": "elbo",
+              "rec": "mc", "kl": "analytic", "mi": mi, "au": f"var>={options.au_threshold:g}",
+              "mpd": "whole-set", "ce": "analytic", "n_examples": "count", "n_tokens": "count"}
+    if flow:
+        labels.update({name: f"{labels[name]}-base" for name in ("mi", "au", "mpd", "ce")},
+                      kl="mc", elbo_nll="mc-rec+mc-kl")
+    return labels

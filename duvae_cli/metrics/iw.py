@@ -11,6 +11,8 @@ For example x with posterior q(z|x) = N(mu, sigma^2) and z_k = mu + sigma eps_k,
   of (example x sample) rows sized to a memory budget (`plan_chunks`). An example whose K samples
   do not fit in one chunk is split over several; its K log-weights are still combined by one
   logsumexp, in float64.
+- With an IAF posterior, z_k = flow(mu + sigma eps_k) and log q(z_k|x) is the flow's density
+  (log N(z0) minus the log gates; models/flow.py).
 """
 
 from __future__ import annotations
@@ -95,6 +97,7 @@ def _subset(batch, rows: slice):
 class BatchWeights:
     log_weights: torch.Tensor  # (B, K) float64, log w_k
     log_likelihood: torch.Tensor  # (B, K) float64, log p(x | z_k)
+    kl_per_dim: torch.Tensor | None = None  # (B, D) float64, mean_k of log q(z_k|x)_d - log p(z_kd) (flow)
 
     def iw_log_likelihood(self) -> torch.Tensor:
         """(B,) float64: logsumexp_k log w_k - log K."""
@@ -102,21 +105,28 @@ class BatchWeights:
 
 
 def importance_weights(scorer, batch, mean: torch.Tensor, logvar: torch.Tensor,
-                       noise, chunks: list[Chunk]) -> BatchWeights:
+                       noise, chunks: list[Chunk], flow=None,
+                       context: torch.Tensor | None = None) -> BatchWeights:
     """Log-weights for a batch. mean, logvar (B, D) from the encoder; noise (B, K, D): a tensor or
-    a `BatchNoise`."""
-    n_examples, n_samples, _ = noise.shape
+    a `BatchNoise`. With a `flow` (and the encoder's `context` (B, C)) the samples are pushed
+    through it, and the per-dimension Monte Carlo KL over the K samples is returned too."""
+    n_examples, n_samples, dim = noise.shape
     log_w = torch.empty(n_examples, n_samples, dtype=torch.float64)
     log_lik = torch.empty_like(log_w)
+    kl_sum = None if flow is None else torch.zeros(n_examples, dim, dtype=torch.float64)
     std = (0.5 * logvar).exp()
     for chunk in chunks:
         rows, cols = chunk.examples, chunk.samples
         eps = noise[rows, cols].to(mean.device)  # (e, s, D)
         z = mean[rows].unsqueeze(1) + eps * std[rows].unsqueeze(1)
-        log_px = scorer(_subset(batch, rows), z).double().cpu()  # (e, s)
         # log q from eps directly: (z - mu)^2 / sigma^2 = eps^2 exactly, no cancellation
-        log_q = -0.5 * (LOG_2PI + logvar[rows].unsqueeze(1).double() + eps.double().pow(2)).sum(-1)
-        log_prior = -0.5 * (LOG_2PI + z.double().pow(2)).sum(-1)
+        log_q = -0.5 * (LOG_2PI + logvar[rows].unsqueeze(1).double() + eps.double().pow(2))  # (e, s, D)
+        if flow is not None:  # log q(zT|x) = log N(z0; mu, sigma^2) - sum of log gates
+            z, log_q = flow(z, context[rows].unsqueeze(1), log_q)
+        log_px = scorer(_subset(batch, rows), z).double().cpu()  # (e, s)
+        log_prior = -0.5 * (LOG_2PI + z.double().pow(2))  # (e, s, D)
+        if kl_sum is not None:
+            kl_sum[rows] += (log_q - log_prior).sum(1).cpu()
         log_lik[rows, cols] = log_px
-        log_w[rows, cols] = log_px + (log_prior - log_q).cpu()
-    return BatchWeights(log_w, log_lik)
+        log_w[rows, cols] = log_px + (log_prior.sum(-1) - log_q.sum(-1)).cpu()
+    return BatchWeights(log_w, log_lik, None if kl_sum is None else kl_sum / n_samples)

@@ -20,7 +20,7 @@ import torch
 
 from duvae_cli import __version__
 from duvae_cli.errors import DuvaeError, UsageError
-from duvae_cli.metrics.evaluate import EvalOptions, TextExamples, estimators, score_examples, summarise
+from duvae_cli.metrics.evaluate import EvalOptions, estimators, examples_for, score_examples, summarise
 from duvae_cli.metrics.store import PartialResults, update_metrics_csv, write_metrics_h5
 from duvae_cli.progress import SILENT
 
@@ -70,13 +70,11 @@ def evaluate_trained(trained, split: str = "test", options: EvalOptions = EvalOp
                      reporter=SILENT) -> EvalReport:
     """Evaluate a loaded run (`duvae_cli.train.run.Trained`) and write metrics.h5 / metrics.csv."""
     dataset = trained.dataset
-    if getattr(dataset, "kind", "text") != "text":
-        raise DuvaeError(f"{trained.run_dir}: evaluate supports text runs only so far")
     if split not in dataset.splits:
         raise UsageError(f"--split {split!r}: dataset {dataset.name} has no such split; "
                          f"it has: {', '.join(dataset.splits)}")
     identity = _identity(trained, split, options)
-    examples = TextExamples(dataset.splits[split])
+    examples = examples_for(dataset.splits[split])
     if len(examples) == 0:
         raise DuvaeError(f"--split {split!r}: the split of dataset {dataset.name} is empty")
     key = {k: identity[k] for k in ("split", "checkpoint_sha256", "dataset_sha256", "seed", "iw_samples")}
@@ -84,7 +82,8 @@ def evaluate_trained(trained, split: str = "test", options: EvalOptions = EvalOp
                              options.flush_seconds)
     results = score_examples(trained.model, examples, options, reporter, partial)
     summary = summarise(results, options, examples.lengths)
-    report = EvalReport(identity, summary["metrics"], estimators(options), summary["per_dim"])
+    flow = getattr(trained.model, "flow", None) is not None  # MC KL; MI/AU of the base Gaussian
+    report = EvalReport(identity, summary["metrics"], estimators(options, flow), summary["per_dim"])
     _write(trained.run_dir, report, results)
     partial.discard()
     return report

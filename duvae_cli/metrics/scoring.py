@@ -16,7 +16,8 @@ For the LSTM decoder in eval mode, `LSTMScorer` computes exactly what `LSTMDecod
 - sentences are ordered longest first, so at step t only a prefix of rows is still inside its
   sentence and padding costs nothing.
 
-Any other decoder (or one in training mode) goes through its own `log_prob` (`GenericScorer`).
+Any other decoder (or one in training mode) goes through its own `log_prob` (`GenericScorer`), with
+the decoder's own `chunk_bytes(rows)` memory estimate where it has one (the PixelCNN does).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class GenericScorer:
 
     def __init__(self, decoder):
         self.decoder = decoder
+        self.cpu_rows = getattr(decoder, "cpu_chunk_rows", None)  # the decoder's best CPU chunk, if any
         project = getattr(decoder, "project", None)
         lstm = getattr(decoder, "lstm", None)
         self.vocab_size = getattr(project, "out_features", 1024)
@@ -50,6 +52,8 @@ class GenericScorer:
         return self.decoder.log_prob(batch, z)
 
     def chunk_bytes(self, batch, rows: int, examples: int) -> int:
+        if hasattr(self.decoder, "chunk_bytes"):  # the decoder's own estimate (PixelCNNDecoder)
+            return self.decoder.chunk_bytes(rows)
         # per row and step: logits, their log-softmax and a transposed copy (3 V), LSTM state (10 H)
         steps = _max_steps(batch)
         return rows * steps * (3 * self.vocab_size + 10 * self.hidden_dim) * FLOAT_BYTES

@@ -38,25 +38,27 @@ def reference_init(module: nn.Module, embedding: nn.Embedding) -> None:
 
 
 class LSTMEncoder(nn.Module):
-    """Embedding -> 1-layer LSTM -> last hidden state -> Linear(no bias) -> (mean, raw logvar)."""
+    """Embedding -> 1-layer LSTM -> last hidden state -> Linear(no bias) -> (mean, raw logvar), and
+    with `context_dim` > 0 also a context vector h for a posterior flow (reference-spec §2.6)."""
 
     def __init__(self, vocab_size: int, embed_dim: int, hidden_dim: int, latent_dim: int,
-                 init: str = "reference"):
+                 init: str = "reference", context_dim: int = 0):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, embed_dim)
         self.lstm = nn.LSTM(embed_dim, hidden_dim, batch_first=True)
-        self.head = nn.Linear(hidden_dim, 2 * latent_dim, bias=False)
+        self.head = nn.Linear(hidden_dim, 2 * latent_dim + context_dim, bias=False)
+        self.sizes = [latent_dim, latent_dim] + ([context_dim] if context_dim else [])
         if init == "reference":
             reference_init(self, self.embed)
         elif init != "default":  # BN-style encoders keep PyTorch's defaults, as the reference does
             raise ValueError(f"init must be 'reference' or 'default', got {init!r}")
 
-    def forward(self, batch: TextBatch) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, batch: TextBatch) -> tuple[torch.Tensor, ...]:
+        """(mean, logvar), (B, D) each; with a context, (mean, logvar, context (B, C))."""
         states, _ = self.lstm(self.embed(batch.tokens))  # (B, T, H)
         # A unidirectional LSTM's state at the last real token ignores the padding after it.
         last = states[torch.arange(len(batch), device=states.device), batch.lengths - 1]  # (B, H)
-        mean, logvar = self.head(last).chunk(2, dim=-1)
-        return mean, logvar
+        return tuple(self.head(last).split(self.sizes, dim=-1))
 
 
 class LSTMDecoder(nn.Module):

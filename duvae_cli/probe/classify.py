@@ -1,7 +1,7 @@
 """`duvae classify`: linear-probe accuracy of a trained run's representation (reference-spec §6.1).
 
-Features are the eval-mode posterior means, computed once per sentence with the frozen encoder of the
-chosen checkpoint. For each label budget N and repeat r, a probe is trained on the labelled set (the
+Features are the eval-mode posterior means ([mu0 ; zT] for a run with an IAF posterior, paper §4.2),
+computed once per sentence with the frozen encoder of the chosen checkpoint. For each label budget N and repeat r, a probe is trained on the labelled set (the
 official subset N when the dataset has one, else a class-stratified draw of N train sentences with
 seed + r), stopped early on the full valid split, and scored on the full test split.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from duvae_cli.errors import UsageError
-from duvae_cli.probe.features import posterior_means, require_text_run
+from duvae_cli.probe.features import probe_features, require_text_run
 from duvae_cli.probe.linear import ProbeSettings, fit_probe
 from duvae_cli.probe.subsets import LabelledSet, check_labelled, labelled_sets, official_budgets
 from duvae_cli.progress import SILENT, Reporter
@@ -145,8 +145,8 @@ class _Features:
         cache = self.cache.setdefault(source, {})
         missing = np.array(sorted(set(indices.tolist()) - cache.keys()), dtype=np.int64)
         if len(missing):
-            means = posterior_means(self.model, self._split(source), missing, self.batch_size, self.device)
-            cache.update(zip(missing.tolist(), means))
+            features = probe_features(self.model, self._split(source), missing, self.batch_size, self.device)
+            cache.update(zip(missing.tolist(), features))
         return np.stack([cache[i] for i in indices.tolist()])
 
     def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:

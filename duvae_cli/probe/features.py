@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from duvae_cli.errors import UsageError
-from duvae_cli.train.batching import make_batch, plan_batches
+from duvae_cli.train.batching import batches_for, plan_batches
 
 IMAGE_DATASETS = ("omniglot", "mnist")
 
@@ -36,35 +36,52 @@ def dataset_kind(run_dir: Path) -> str:
 
 
 def require_text_run(run_dir: Path, command: str) -> None:
-    """One line, exit 2, for a run on an image dataset (image models arrive with issue #6)."""
+    """One line, exit 2, for a run on an image dataset where a text-only path was taken (the CLI sends
+    image runs to their own paths: probe/alphabets.py, viz/images.py)."""
     if dataset_kind(run_dir) == "image":
-        raise UsageError(f"{command} {run_dir}: not implemented yet for image datasets")
+        raise UsageError(f"{command} {run_dir}: an image run; this path is for text runs")
 
 
 @torch.no_grad()
-def posterior_params(model, split, indices: np.ndarray | None = None, batch_size: int = 128,
-                     device: str | torch.device = "cpu") -> tuple[np.ndarray, np.ndarray]:
-    """Eval-mode (mean, logvar) of the sentences `indices` of `split` (default all), float64 (n, D) each,
-    in the order of `indices`."""
+def _encode(model, split, indices: np.ndarray | None, batch_size: int, device, encode) -> list[np.ndarray]:
+    """`encode(batch)` -> tensors (B, ...) for the sentences `indices` of `split` (default all), in eval
+    mode, as float64 arrays in the order of `indices`. An image split is read as `ImageBatches` reads it
+    outside training: its stored binarisation (a grey split: one fixed, seeded binarisation)."""
     model.eval()
     indices = np.arange(len(split)) if indices is None else np.asarray(indices, dtype=np.int64)
     if len(indices) == 0:
-        raise ValueError("posterior_params needs at least one sentence")
-    lengths = np.diff(split.offsets)[indices]
-    means, logvars, order = [], [], []
-    for rows in plan_batches(lengths, batch_size):  # length-sorted batches: little padding
-        batch = make_batch(split.tokens, split.offsets, indices[rows]).to(device)
-        mean, logvar = model.posterior(batch, kl_weight=1.0)  # (B, D) each
-        means.append(mean.double().cpu()), logvars.append(logvar.double().cpu())
+        raise ValueError("encoding needs at least one sentence")
+    source = batches_for(split)
+    parts, order = [], []
+    for rows in plan_batches(source.lengths[indices], batch_size):  # length-sorted: little padding
+        batch = source.batch(indices[rows]).to(device)
+        parts.append([t.double().cpu() for t in encode(batch)])
         order.append(torch.from_numpy(rows))
     inverse = torch.argsort(torch.cat(order))  # back to the order of `indices`
-    return torch.cat(means)[inverse].numpy(), torch.cat(logvars)[inverse].numpy()
+    return [torch.cat(column)[inverse].numpy() for column in zip(*parts)]
 
 
-def posterior_means(model, split, indices: np.ndarray | None = None, batch_size: int = 128,
-                    device: str | torch.device = "cpu") -> np.ndarray:
-    """The probe's features: eval-mode posterior means, float64 (n, D)."""
-    return posterior_params(model, split, indices, batch_size, device)[0]
+def posterior_params(model, split, indices: np.ndarray | None = None, batch_size: int = 128,
+                     device: str | torch.device = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    """Eval-mode (mean, logvar) of the sentences `indices` of `split` (default all), float64 (n, D) each,
+    in the order of `indices`; with a flow, of the base Gaussian q(z0|x)."""
+    mean, logvar = _encode(model, split, indices, batch_size, device,
+                           lambda batch: model.posterior(batch, kl_weight=1.0))
+    return mean, logvar
+
+
+def probe_features(model, split, indices: np.ndarray | None = None, batch_size: int = 128,
+                   device: str | torch.device = "cpu") -> np.ndarray:
+    """The probe's features, float64: the eval-mode posterior means (n, D); with a flow [mu0 ; zT]
+    (n, 2D), zT = the flow applied to z0 = mu0 (`VAE.features`, paper §4.2)."""
+    return _encode(model, split, indices, batch_size, device, lambda batch: (model.features(batch),))[0]
+
+
+def mean_codes(model, split, indices: np.ndarray | None = None, batch_size: int = 128,
+               device: str | torch.device = "cpu") -> np.ndarray:
+    """The z that stands for each example's posterior mean, float64 (n, D): the eval-mode mean, or
+    with a flow zT = the flow applied to z0 = mu0 (`VAE.codes`): what reconstructions decode."""
+    return _encode(model, split, indices, batch_size, device, lambda batch: model.codes(batch)[1:])[0]
 
 
 def per_dimension_stats(mean: np.ndarray, logvar: np.ndarray, threshold: float = 0.01) -> dict:

@@ -44,41 +44,47 @@ def probe_rows(result: ProbeResult) -> list[dict]:
     return rows
 
 
-def _kept_rows(path: Path, result: ProbeResult) -> list[dict]:
+def _kept_rows(path: Path, budgets: set[str], checkpoint_sha256: str) -> list[dict]:
     """Rows of an existing probe.csv for other budgets of the same checkpoint (they stay valid)."""
     if not path.is_file():
         return []
-    budgets = {str(r.budget) for r in result.records}
     with path.open(encoding="utf-8", newline="") as fh:
         reader = csv.DictReader(fh)
         if reader.fieldnames != COLUMNS:
             return []
         return [row for row in reader if row["labels"] not in budgets
-                and row["checkpoint_sha256"] == result.checkpoint_sha256]
+                and row["checkpoint_sha256"] == checkpoint_sha256]
 
 
 def write_probe_csv(path: Path, result: ProbeResult) -> Path:
     """Write the rows of `result`, keeping those of other budgets already there for this checkpoint."""
-    kept = _kept_rows(path, result)
+    return write_probe_rows(path, probe_rows(result), {r.budget for r in result.records},
+                            result.checkpoint_sha256)
+
+
+def write_probe_rows(path: Path, new_rows: list[dict], budgets, checkpoint_sha256: str) -> Path:
+    """probe.csv = `new_rows` (of `budgets`) + the rows of other budgets already there for this checkpoint."""
+    kept = _kept_rows(path, {str(b) for b in budgets}, checkpoint_sha256)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
-    rows = kept + [{**row, "value": repr(row["value"])} for row in probe_rows(result)]
+    rows = kept + [{**row, "value": repr(row["value"])} for row in new_rows]
     writer.writerows(sorted(rows, key=lambda row: (int(row["labels"]), int(row["repeat"]), row["split"])))
     atomic_write_text(path, buffer.getvalue())
     return path
 
 
-def write_probe_h5(path: Path, result: ProbeResult) -> Path:
+def write_probe_h5(path: Path, result: ProbeResult, fill=None) -> Path:
     """Write the `probe` group of `path`, keeping every other group (and, when the checkpoint is the
-    same, the probe subgroups of other budgets)."""
+    same, the probe subgroups of other budgets). `fill(group, result)` writes the group (default: the
+    label-budget probe's layout)."""
     with locked_for_update(path), atomic_path(path, suffix=".h5.tmp") as tmp:
         if path.exists():
             shutil.copyfile(path, tmp)
         with h5py.File(tmp, "a") as f:
             if "probe" in f and f["probe"].attrs.get("checkpoint_sha256") != result.checkpoint_sha256:
                 del f["probe"]
-            _write_group(f.require_group("probe"), result)
+            (fill or _write_group)(f.require_group("probe"), result)
     return path
 
 
@@ -123,3 +129,65 @@ def result_json(result: ProbeResult, files: list[Path]) -> dict:
             "seed": result.options.seed, "n_valid": result.n_valid, "n_test": result.n_test,
             "n_classes": result.n_classes, "majority_accuracy": result.majority_accuracy,
             "results": result.summary(), "files": [str(p) for p in files]}
+
+
+# ------------------------------------------------------------- Omniglot: one probe per alphabet ---
+
+def alphabet_rows(result) -> list[dict]:
+    """probe.csv rows of an `alphabets.AlphabetResult`: per k (`labels` = drawings per character),
+    `accuracy` (mean over alphabets, what `duvae report` shows), `accuracy_char_weighted`, and one
+    `alphabet_accuracy` row per alphabet (`subset` = its name)."""
+    base = {"run": result.run_dir.name, "dataset": result.dataset, "model": result.model, "split": "test",
+            "seed": result.options.seed, "repeat": 0, "checkpoint": result.checkpoint,
+            "checkpoint_sha256": result.checkpoint_sha256}
+    rows = []
+    for summary in result.summary():
+        k, common = summary["per_class"], {**base, "labels": summary["per_class"], "n_train": summary["n_train"]}
+        for metric, key, estimator in (("accuracy", "accuracy_mean", "linear_probe_alphabet_mean"),
+                                       ("accuracy_char_weighted", "accuracy_char_weighted",
+                                        "linear_probe_char_weighted")):
+            rows.append({**common, "metric": metric, "value": summary[key], "estimator": estimator,
+                         "n_samples": summary["n_test"], "subset": f"first-{k}-per-character"})
+        rows += [{**common, "metric": "alphabet_accuracy", "value": r.accuracy, "estimator": "linear_probe",
+                  "n_samples": r.n_test, "subset": r.name, "n_train": r.n_train}
+                 for r in result.records if r.per_class == k]
+    return rows
+
+
+def _write_alphabet_group(group: h5py.Group, result) -> None:
+    """probe/ attrs: provenance; probe/per-class-<k>/: arrays over alphabets."""
+    group.attrs.update({"estimator": "linear_probe_per_alphabet", "features": "eval-mode posterior mean",
+                        "checkpoint": result.checkpoint, "checkpoint_sha256": result.checkpoint_sha256,
+                        "drawer_order": result.drawer_order, "seed": result.options.seed,
+                        "settings": json.dumps({"optimizer": "adam", "lr": result.options.lr,
+                                                "batch_size": result.options.batch_size, "loss": "sum",
+                                                "epochs": result.options.epochs}),
+                        "duvae_version": __version__})
+    for summary in result.summary():
+        name = f"per-class-{summary['per_class']}"
+        if name in group:
+            del group[name]
+        sub = group.create_group(name)
+        sub.attrs.update({key: value for key, value in summary.items()})
+        rows = [r for r in result.records if r.per_class == summary["per_class"]]
+        sub.create_dataset("alphabet", data=np.array([r.alphabet for r in rows], dtype=np.int64))
+        sub.create_dataset("name", data=np.array([r.name for r in rows], dtype=object),
+                           dtype=h5py.string_dtype("utf-8"))
+        for key in ("n_characters", "n_train", "n_test", "accuracy"):
+            sub.create_dataset(key, data=np.array([getattr(r, key) for r in rows]))
+
+
+def write_alphabet_outputs(result) -> list[Path]:
+    """probe.csv (other k of the same checkpoint kept) and the `probe` group of metrics.h5."""
+    run_dir = Path(result.run_dir)
+    budgets = {r.per_class for r in result.records}
+    return [write_probe_rows(run_dir / "probe.csv", alphabet_rows(result), budgets, result.checkpoint_sha256),
+            write_probe_h5(run_dir / "metrics.h5", result, fill=_write_alphabet_group)]
+
+
+def alphabet_json(result, files: list[Path]) -> dict:
+    return {"run": str(result.run_dir), "dataset": result.dataset, "model": result.model,
+            "checkpoint": result.checkpoint, "checkpoint_sha256": result.checkpoint_sha256,
+            "features": "eval-mode posterior mean", "protocol": "one linear probe per alphabet",
+            "drawer_order": result.drawer_order, "seed": result.options.seed, "results": result.summary(),
+            "alphabets": [vars(r) for r in result.records], "files": [str(p) for p in files]}

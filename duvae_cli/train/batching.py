@@ -1,4 +1,5 @@
-"""Length-bucketed batches for text. Every sentence is used each epoch; no batch has fewer than 2.
+"""Batch sources for the training loop: length-bucketed text batches (`TextBatches`) and shuffled
+image batches (`ImageBatches`, at the end). Every example is used each epoch; no batch has fewer than 2.
 
 Sentences are sorted by length (ties broken at random each epoch) and cut into consecutive batches,
 so a batch holds sentences of (nearly) one length and padding is rare; the batch order is shuffled.
@@ -67,8 +68,56 @@ class TextBatches:
         return make_batch(self.split.tokens, self.split.offsets, indices)
 
 
-def batches_for(split):
-    """The batch source of a split (text now; images arrive with issue #6)."""
+class ImageBatches:
+    """The batches of one image split, (B, 1, 28, 28) float tensors of 0/1.
+
+    `plan` shuffles the indices with the epoch's generator and cuts them into consecutive batches
+    (a last batch of 1 joins the previous one). Grey-level images (Omniglot's train split) are
+    binarised afresh at every training batch with `torch.bernoulli` from torch's global generator,
+    whose state every checkpoint saves, so a resumed run draws the same pixels (reference-spec
+    §3.2: dynamic binarisation). Outside training a binary split is used as stored (Omniglot's
+    valid/test were binarised once at prepare time); a grey split is binarised once, with a
+    generator seeded by `seed`, and that binarisation is kept."""
+
+    def __init__(self, split, seed: int = 0):
+        self.split, self.seed = split, seed
+        self.lengths = np.zeros(len(split), dtype=np.int64)  # evaluation sorts by length: no-op
+        self._fixed: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def plan(self, batch_size: int, rng: np.random.Generator | None = None) -> list[np.ndarray]:
+        order = np.arange(len(self)) if rng is None else rng.permutation(len(self))
+        batches = [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
+        if len(batches) > 1 and len(batches[-1]) < 2:  # BatchNorm needs >= 2 examples
+            batches[-2:] = [np.concatenate(batches[-2:])]
+        return batches
+
+    def batch(self, indices: np.ndarray, train: bool = False) -> torch.Tensor:
+        if self.split.binarized:
+            pixels = torch.from_numpy(self.split.images[indices]).float()
+        elif train:
+            pixels = torch.bernoulli(torch.from_numpy(self.split.images[indices]).float() / 255.0)
+        else:
+            pixels = torch.from_numpy(self.fixed_binarisation()[indices]).float()
+        return pixels.unsqueeze(1)  # (B, 1, H, W)
+
+    def fixed_binarisation(self) -> np.ndarray:
+        """uint8 (N, H, W) of 0/1: the stored images if binary, else one seeded Bernoulli draw."""
+        from duvae_cli.data.images import binarize
+
+        if self.split.binarized:
+            return self.split.images
+        if self._fixed is None:
+            self._fixed = binarize(self.split.images, np.random.default_rng(self.seed))
+        return self._fixed
+
+
+def batches_for(split, seed: int = 0):
+    """The batch source of a split: `TextBatches` or `ImageBatches` (`seed`: see ImageBatches)."""
     if hasattr(split, "offsets"):
         return TextBatches(split)
-    raise NotImplementedError("image batches arrive with issue #6")
+    if hasattr(split, "images"):
+        return ImageBatches(split, seed)
+    raise TypeError(f"no batch source for a {type(split).__name__}")

@@ -1,20 +1,47 @@
-"""Build the VAE a config describes."""
+"""Build the VAE a config describes: `build_model(config, dataset)` picks the networks by data kind."""
 
 from __future__ import annotations
 
+from duvae_cli.errors import UsageError
 from duvae_cli.models import VAE, build_regularizer
+from duvae_cli.models.flow import build_flow
+from duvae_cli.models.images import build_image_networks
 from duvae_cli.models.text import LSTMDecoder, LSTMEncoder
-from duvae_cli.train.config import TrainConfig
+from duvae_cli.train.config import TrainConfig, regularizer_name
 
 
-def build_text_model(config: TrainConfig, vocab_size: int) -> VAE:
-    regularizer = build_regularizer(
-        config.model, config.latent_dim, gamma=config.gamma, p=config.p, beta=config.beta,
+def build_model(config: TrainConfig, dataset) -> VAE:
+    """LSTM encoder and decoder for a text dataset, ResNet + PixelCNN for an image dataset."""
+    if getattr(dataset, "kind", "text") == "image":
+        return build_image_model(config)
+    if config.size != "paper":
+        raise UsageError(f"--size {config.size}: sizes other than paper exist for image datasets only")
+    return build_text_model(config, len(dataset.vocab))
+
+
+def build_image_model(config: TrainConfig) -> VAE:
+    regularizer = _regularizer(config)
+    init = "default" if regularizer.uses_batch_norm else "reference"  # the text rule (design.md §2)
+    flow = build_flow(config.flow, config.latent_dim, config.flow_depth, config.flow_width)
+    encoder, decoder = build_image_networks(config.size, config.latent_dim, init,
+                                            context_dim=flow.context_dim if flow is not None else 0)
+    return VAE(encoder, decoder, regularizer, flow)
+
+
+def _regularizer(config: TrainConfig):
+    return build_regularizer(
+        regularizer_name(config.model), config.latent_dim, gamma=config.gamma, p=config.p, beta=config.beta,
         fb_lambda=config.fb_lambda, delta=config.delta, alpha_scale=config.alpha_scale,
         dropout_during_warmup=config.dropout_during_warmup, bn_eps=config.bn_eps,
     )
+
+
+def build_text_model(config: TrainConfig, vocab_size: int) -> VAE:
+    regularizer = _regularizer(config)
     init = "default" if regularizer.uses_batch_norm else "reference"  # as the reference code
-    encoder = LSTMEncoder(vocab_size, config.embed_dim, config.hidden_dim, config.latent_dim, init=init)
+    flow = build_flow(config.flow, config.latent_dim, config.flow_depth, config.flow_width)
+    encoder = LSTMEncoder(vocab_size, config.embed_dim, config.hidden_dim, config.latent_dim, init=init,
+                          context_dim=flow.context_dim if flow is not None else 0)
     decoder = LSTMDecoder(vocab_size, config.embed_dim, config.hidden_dim, config.latent_dim,
                           config.dropout_in, config.dropout_out)
-    return VAE(encoder, decoder, regularizer)
+    return VAE(encoder, decoder, regularizer, flow)

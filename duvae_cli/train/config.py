@@ -18,13 +18,14 @@ from duvae_cli.errors import UsageError
 @dataclass(frozen=True)
 class TrainConfig:
     dataset: str = "synthetic"
-    model: str = "du"  # a key of duvae_cli.models.REGULARIZERS
+    model: str = "du"  # a key of duvae_cli.models.REGULARIZERS or of FLOW_MODELS
     # architecture (text: LSTM sizes; encoder and decoder share hidden_dim)
     embed_dim: int = 512
     hidden_dim: int = 1024
     latent_dim: int = 32
     dropout_in: float = 0.5
     dropout_out: float = 0.5
+    size: str = "paper"  # image networks: "paper" or "small" (models/images.py); text: "paper" only
     # regularizer options (None = the regularizer's own default)
     gamma: float | None = None
     p: float | None = None  # DU keep probability
@@ -34,6 +35,10 @@ class TrainConfig:
     alpha_scale: float = 1.0  # DU variance floor = alpha_scale / (2 pi e)
     dropout_during_warmup: bool = False  # DU: reference code keeps variance dropout off in warm-up
     bn_eps: float = 1e-5
+    # posterior flow (models/flow.py): "none" or "iaf"; MADE hidden units = flow_width x latent_dim
+    flow: str = "none"
+    flow_depth: int = 2
+    flow_width: int = 2
     # schedule (design.md §2)
     epochs: int = 100
     batch_size: int = 32
@@ -43,7 +48,8 @@ class TrainConfig:
     kl_start: float = 0.0
     warm_up: float = 10.0  # epochs for the KL weight to reach 1
     patience: int = 5  # epochs without improvement before the lr is halved
-    decay_from_epoch: int = 15  # plateau halving only from this epoch on (text)
+    decay_from_epoch: int = 15  # plateau halving only from this epoch on (text; images 0)
+    plateau_reference: str = "last"  # worse than: "last" non-worse loss (text) or "best" so far (images)
     lr_decay: float = 0.5
     max_decays: int = 5
     # bookkeeping
@@ -72,6 +78,10 @@ DATASET_PRESETS: dict[str, dict] = {
     "yelp": dict(_TEXT_LARGE, epochs=150),
     "ptb": dict(_TEXT_LARGE, epochs=100),
 }
+# Images (reference-spec §3.2): Adam 1e-3, batch 50, patience 20 against the best loss, no epoch gate.
+_IMAGES = dict(latent_dim=32, batch_size=50, optimizer="adam", lr=1e-3, patience=20, decay_from_epoch=0,
+               plateau_reference="best", epochs=500)
+DATASET_PRESETS.update({"omniglot": dict(_IMAGES), "mnist": dict(_IMAGES)})
 
 # The paper's hyper-parameters (reference-spec §3.3-4): (gamma, p) for DU, gamma for BN, etc.
 # beta-VAE uses a constant weight: annealing off.
@@ -80,7 +90,7 @@ MODEL_PRESETS: dict[tuple[str, str], dict] = {
     ("yahoo", "du"): dict(gamma=0.6, p=0.8),
     ("yelp", "du"): dict(gamma=0.5, p=0.8),
     ("short-yelp", "du"): dict(gamma=0.5, p=0.8),  # the Table 2 classification model
-    ("synthetic", "du"): dict(gamma=0.5, p=0.8),
+    ("synthetic", "du"): dict(gamma=1.0, p=0.5),  # the reference's synthetic DU runs (gamma1.00, drop0.50)
     ("yahoo", "bn"): dict(gamma=0.6),
     ("yelp", "bn"): dict(gamma=0.6),
     ("short-yelp", "bn"): dict(gamma=0.6),
@@ -89,11 +99,33 @@ MODEL_PRESETS: dict[tuple[str, str], dict] = {
     ("yelp", "beta"): dict(_BETA, beta=0.4),
     ("short-yelp", "beta"): dict(_BETA, beta=0.4),
     ("synthetic", "beta"): dict(_BETA, beta=0.4),
+    **{(name, model): values for name in ("omniglot", "mnist") for model, values in (
+        ("du", dict(gamma=0.5, p=0.9)), ("bn", dict(gamma=0.5)), ("beta", dict(_BETA, beta=0.8)))},
 }
 MODEL_DEFAULTS: dict[str, dict] = {
     "du": dict(gamma=0.5, p=0.8), "bn": dict(gamma=0.6), "beta": dict(_BETA, beta=0.4),
     "fb": dict(fb_lambda=0.1), "delta": dict(delta=0.1),
 }
+
+# Named flow models (reference-spec §2.6, §3.3, §4): the user-facing name -> the regularizer under an
+# IAF posterior; `config.model` keeps the name, `build_regularizer` gets the regularizer.
+FLOW_MODELS: dict[str, str] = {"iaf-fb": "fb", "iaf-bn": "bn", "du-iaf": "du"}
+# The paper's values per dataset (yahoo / yelp / omniglot); the defaults are the yelp ones, which
+# short-yelp, yelp-sentiment, ptb and synthetic take too. On synthetic (latent 2) a width of 32 gives
+# the reference runs' 64 MADE units (width 2 x latent 32).
+MODEL_DEFAULTS.update({"iaf-fb": dict(flow="iaf", fb_lambda=0.25), "iaf-bn": dict(flow="iaf", gamma=0.7),
+                       "du-iaf": dict(flow="iaf", gamma=0.6, p=0.7)})
+MODEL_PRESETS.update({
+    ("yahoo", "iaf-fb"): dict(fb_lambda=0.15), ("omniglot", "iaf-fb"): dict(fb_lambda=0.15),
+    ("yahoo", "iaf-bn"): dict(gamma=0.6), ("omniglot", "iaf-bn"): dict(gamma=0.5),
+    ("yahoo", "du-iaf"): dict(gamma=0.7, p=0.7), ("omniglot", "du-iaf"): dict(gamma=0.5, p=0.85),
+    **{("synthetic", name): dict(flow_width=32) for name in FLOW_MODELS},
+})
+
+
+def regularizer_name(model: str) -> str:
+    """The registered regularizer of a model name: itself, or the one under a named flow model."""
+    return FLOW_MODELS.get(model, model)
 
 
 def parse_set(items: list[str]) -> dict:
@@ -148,8 +180,8 @@ def resolve_config(dataset: str, model: str, flags: dict | None = None, config_f
     file_values = load_config_file(config_file) if config_file else {}
     dataset = (flags or {}).get("dataset") or file_values.get("dataset") or dataset
     model = (flags or {}).get("model") or file_values.get("model") or model
-    if model not in REGULARIZERS:
-        raise UsageError(f"--model {model!r}: choose one of: {', '.join(REGULARIZERS)}")
+    if model not in REGULARIZERS and model not in FLOW_MODELS:
+        raise UsageError(f"--model {model!r}: choose one of: {', '.join([*REGULARIZERS, *FLOW_MODELS])}")
     values: dict = {}
     values.update(DATASET_PRESETS.get(dataset, {}))
     values.update(MODEL_DEFAULTS.get(model, {}))
@@ -164,6 +196,8 @@ def resolve_config(dataset: str, model: str, flags: dict | None = None, config_f
 
 
 def _validate(c: TrainConfig) -> None:
+    from duvae_cli.models.flow import FLOWS, NO_FLOW
+
     checks = [
         (c.p is None or 0 < c.p <= 1, f"--p {c.p}: the keep probability must be in (0, 1]"),
         (c.gamma is None or c.gamma > 0, f"--gamma {c.gamma}: must be > 0"),
@@ -174,6 +208,15 @@ def _validate(c: TrainConfig) -> None:
         (c.warm_up >= 0, f"--warm-up {c.warm_up}: must be >= 0"),
         (c.latent_dim >= 1, f"--latent-dim {c.latent_dim}: must be >= 1"),
         (c.optimizer in ("sgd", "adam"), f"optimizer {c.optimizer!r}: choose sgd or adam"),
+        (c.size in ("paper", "small"), f"--size {c.size!r}: choose paper or small"),
+        (c.plateau_reference in ("last", "best"),
+         f"plateau_reference {c.plateau_reference!r}: choose last or best"),
+        (c.flow == NO_FLOW or c.flow in FLOWS, f"--flow {c.flow!r}: choose {NO_FLOW} or {', '.join(FLOWS)}"),
+        (c.model not in FLOW_MODELS or c.flow == "iaf",
+         f"--model {c.model} is {FLOW_MODELS.get(c.model)} with an IAF posterior; --flow {c.flow} "
+         f"contradicts it (use --model {FLOW_MODELS.get(c.model)})"),
+        (c.flow_depth >= 1, f"--flow-depth {c.flow_depth}: must be >= 1"),
+        (c.flow_width >= 1, f"--flow-width {c.flow_width}: must be >= 1"),
         (c.device in ("auto", "cpu", "cuda") or c.device.startswith("cuda:"),
          f"--device {c.device!r}: choose auto, cpu or cuda"),
     ]

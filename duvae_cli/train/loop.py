@@ -22,7 +22,7 @@ import torch
 from duvae_cli.errors import DuvaeError
 from duvae_cli.progress import SILENT, Reporter
 from duvae_cli.train.batching import batches_for
-from duvae_cli.train.build import build_text_model
+from duvae_cli.train.build import build_model
 from duvae_cli.train.config import TrainConfig
 from duvae_cli.train.history import write_history
 from duvae_cli.train.run import load_checkpoint, save_checkpoint
@@ -99,7 +99,7 @@ def train(config: TrainConfig, dataset, run_dir: Path, reporter: Reporter = SILE
           resume: bool = False, is_main: bool = True) -> LoopState:
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
-    model = build_text_model(config, len(dataset.vocab)).to(device)
+    model = build_model(config, dataset).to(device)
     state = LoopState(lr=config.lr)
     optimizer = make_optimizer(config, model, state.lr)
     checkpoints = run_dir / "checkpoints"
@@ -150,9 +150,11 @@ def train(config: TrainConfig, dataset, run_dir: Path, reporter: Reporter = SILE
 
 
 def _plateau(config, state: LoopState, loss: float, model, optimizer, best_path: Path, device) -> None:
-    """Halve the lr after `patience` epochs worse than the last non-worse loss (from epoch
-    `decay_from_epoch` on), reloading the best weights and restarting the optimizer."""
-    if loss > state.ref_loss:
+    """Halve the lr after `patience` epochs worse than the reference (from epoch `decay_from_epoch`
+    on), reloading the best weights and restarting the optimizer. The reference is the last
+    non-worse loss (`plateau_reference` "last", text) or the best loss so far ("best", images)."""
+    reference = state.best_loss if config.plateau_reference == "best" else state.ref_loss
+    if loss > reference:
         state.not_improved += 1
         if state.not_improved >= config.patience and state.epoch >= config.decay_from_epoch:
             state.lr *= config.lr_decay
@@ -194,8 +196,10 @@ def _history_row(state: LoopState, val: dict, config: TrainConfig) -> dict:
 
 def _epoch_line(row: dict) -> str:
     return (f"epoch {row['epoch']}: val loss {row['val_loss']:.3f} rec {row['val_rec']:.3f} "
-            f"kl {row['val_kl']:.3f} mi {row['val_mi']:.3f} au {row['val_au']} ppl {row['val_ppl']:.2f} "
-            f"| kl_weight {row['kl_weight']:.3f} lr {row['lr']:.4g} | {row['sentences_per_s']:.0f} sent/s")
+            f"kl {row['val_kl']:.3f} mi {row['val_mi']:.3f} au {row['val_au']}"
+            + ("" if math.isnan(row["val_ppl"]) else f" ppl {row['val_ppl']:.2f}")  # NaN: images
+            + f" | kl_weight {row['kl_weight']:.3f} lr {row['lr']:.4g} | {row['sentences_per_s']:.0f} "
+            + ("img/s" if math.isnan(row["val_ppl"]) else "sent/s"))
 
 
 def _warn_bn_eps(reporter: Reporter, row: dict, config: TrainConfig) -> None:

@@ -109,7 +109,7 @@ class Trained:
 def load_trained(run_dir: Path, checkpoint: str = "best", device: str = "cpu") -> Trained:
     """Reload the model of a run (`best` or `last` checkpoint) and the dataset it was trained on."""
     from duvae_cli.data.store import load_dataset
-    from duvae_cli.train.build import build_text_model
+    from duvae_cli.train.build import build_model
 
     run_dir = Path(run_dir)
     if not run_dir.exists():
@@ -122,7 +122,7 @@ def load_trained(run_dir: Path, checkpoint: str = "best", device: str = "cpu") -
     dataset = load_dataset(Path(info["data_path"]))
     path = run_dir / "checkpoints" / f"{checkpoint}.pt"
     state = load_checkpoint(path, device)
-    model = build_text_model(config, len(dataset.vocab)).to(device)
+    model = build_model(config, dataset).to(device)
     model.load_state_dict(state["model"])
     model.eval()
     return Trained(run_dir, config, model, dataset, path, sha256_file(path))

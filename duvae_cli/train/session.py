@@ -26,12 +26,12 @@ def open_training_data(config: TrainConfig, reporter: Reporter = SILENT):
         reporter.log(f"preparing the synthetic dataset in {path}")
         prepare_dataset("synthetic", PrepareOptions(out=Path(config.data_root)), reporter=reporter)
     dataset = load_dataset(path)
+    if config.size != "paper" and dataset.kind != "image":
+        raise UsageError(f"--size {config.size}: sizes other than paper exist for image datasets only")
     missing = [s for s in ("train", "valid") if s not in dataset.splits]
     if missing:
         raise DuvaeError(f"{path}: training needs a {' and '.join(missing)} split; it has "
                          f"{', '.join(dataset.splits) or 'none'}")
-    if dataset.kind != "text":
-        raise UsageError(f"--dataset {config.dataset}: image training is not implemented yet (issue #6)")
     return path, dataset
 
 

@@ -11,21 +11,26 @@ import math
 import numpy as np
 import torch
 
-from duvae_cli.models.gaussian import LOG_2PI, kl_standard_normal, log_normal, sample
+from duvae_cli.models.gaussian import LOG_2PI, log_normal, sample
 
 
 @torch.no_grad()
 def posterior_pass(model, data, batch_size: int, generator: torch.Generator, device) -> dict:
-    """One sample per example: per-example rec and KL, the posterior parameters, token counts."""
+    """One sample per example: per-example rec and KL (analytic; one-sample Monte Carlo with a flow),
+    the (base) posterior parameters, token counts."""
     model.eval()
     order, recs, kls, means, logvars, tokens = [], [], [], [], [], []
     for indices in data.plan(batch_size):
         batch = data.batch(indices).to(device)
-        mean, logvar = model.posterior(batch, kl_weight=1.0)
-        z = sample(mean, logvar, generator=generator)
+        posterior = model.encode(batch, kl_weight=1.0)
+        mean, logvar = posterior.mean, posterior.logvar
+        eps = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
+        z, log_q = model.draw(posterior, eps)
         recs.append(-model.decoder.log_prob(batch, z))
-        kls.append(kl_standard_normal(mean, logvar).sum(-1))
-        means.append(mean), logvars.append(logvar), tokens.append(batch.n_predicted)
+        kls.append(model.kl_per_dim(posterior, z, log_q).sum(-1))
+        means.append(mean), logvars.append(logvar)
+        no_tokens = torch.zeros(len(indices), dtype=torch.long)  # images: PPL is text-only
+        tokens.append(getattr(batch, "n_predicted", no_tokens))
         order.append(torch.from_numpy(indices))
     inverse = torch.argsort(torch.cat(order))  # back to dataset order
     cat = lambda parts: torch.cat(parts).cpu()[inverse]  # noqa: E731
@@ -63,5 +68,10 @@ def validate(model, data, batch_size: int, seed: int, device) -> dict:
     return {
         "loss": float(nll.mean()), "rec": float(out["rec"].mean()), "kl": float(out["kl"].mean()),
         "mi": mutual_information(out["mean"].double(), out["logvar"].double(), mi_generator), "au": au,
-        "ppl": float(np.exp(float(nll.sum()) / float(out["n_tokens"].sum()))),
+        "ppl": _perplexity(float(nll.sum()), int(out["n_tokens"].sum())),
     }
+
+
+def _perplexity(total_nll: float, tokens: int) -> float:
+    """exp(total NLL / predicted tokens); NaN for data without tokens (images: PPL is text-only)."""
+    return float(np.exp(total_nll / tokens)) if tokens > 0 else float("nan")

@@ -11,11 +11,13 @@ from pathlib import Path
 
 from duvae_cli.errors import UsageError
 from duvae_cli.io import atomic_write_text
+from duvae_cli.probe.features import dataset_kind
 from duvae_cli.tables.runs import resolve_runs
 from duvae_cli.viz.curves import draw_curves
 from duvae_cli.viz.dims import draw_dims
 from duvae_cli.viz.figure import figure_format, save_figure, style
 from duvae_cli.viz.grid import draw_grid
+from duvae_cli.viz.images import draw_image_samples
 from duvae_cli.viz.latent import draw_latent
 from duvae_cli.viz.samples import SampleOptions, sample_text
 
@@ -30,6 +32,13 @@ class VizOptions:
     samples: SampleOptions = field(default_factory=SampleOptions)
 
 
+def _samples(run: Path, options: VizOptions):
+    """Text samples (a str) for a text run, the sample figure for an image run."""
+    if dataset_kind(run) == "image":
+        return draw_image_samples(run, options.samples)
+    return sample_text(run, options.samples)
+
+
 def _posteriors(run: Path, options: VizOptions):
     from duvae_cli.viz.artifacts import load_posteriors
 
@@ -41,7 +50,7 @@ PER_RUN = {
     "latent": (lambda run, o: draw_latent(_posteriors(run, o)), "latent.png"),
     "curves": (lambda run, o: draw_curves(run), "curves.png"),
     "dims": (lambda run, o: draw_dims(_posteriors(run, o)), "dims.png"),
-    "samples": (lambda run, o: sample_text(run, o.samples), "samples.txt"),
+    "samples": (_samples, "samples.txt"),  # an image run: figures/samples.png
 }
 KINDS = [*PER_RUN, "grid"]
 
@@ -61,8 +70,9 @@ def visualize(runs: list[Path], kind: str, options: VizOptions = VizOptions()) -
     draw, default_name = PER_RUN[kind]
     written = []
     for run in runs:
-        path = options.out or run / "figures" / default_name
-        if kind != "samples":
+        image_samples = kind == "samples" and dataset_kind(run) == "image"
+        path = options.out or run / "figures" / ("samples.png" if image_samples else default_name)
+        if kind != "samples" or image_samples:
             figure_format(path)
         with style():
             result = draw(run, options)

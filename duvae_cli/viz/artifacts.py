@@ -27,13 +27,19 @@ class Posteriors:
     checkpoint: str
     checkpoint_sha256: str
     source: str  # "metrics.h5" or "checkpoint"
+    label_name: str = "label"  # what `labels` are ("alphabet" for Omniglot)
 
 
 def load_trained_text(run_dir: Path, checkpoint: str, device: str, command: str):
+    require_text_run(Path(run_dir), command)
+    return load_trained_run(run_dir, checkpoint, device)
+
+
+def load_trained_run(run_dir: Path, checkpoint: str, device: str):
+    """(the run's `Trained`, the torch device), text or image."""
     from duvae_cli.train.loop import resolve_device
     from duvae_cli.train.run import load_trained
 
-    require_text_run(Path(run_dir), command)
     device = resolve_device(device)
     return load_trained(Path(run_dir), checkpoint, device=device), device
 
@@ -42,7 +48,7 @@ def load_posteriors(run_dir: Path, split: str = "test", checkpoint: str = "best"
                     device: str = "auto", command: str = "duvae visualize") -> Posteriors:
     from duvae_cli.errors import UsageError
 
-    trained, device = load_trained_text(run_dir, checkpoint, device, command)
+    trained, device = load_trained_run(run_dir, checkpoint, device)
     splits = trained.dataset.splits
     if split not in splits:
         raise UsageError(f"--split {split}: the dataset has {', '.join(splits)}")
@@ -55,8 +61,10 @@ def load_posteriors(run_dir: Path, split: str = "test", checkpoint: str = "best"
         mean, logvar = posterior_params(trained.model, data, batch_size=trained.config.eval_batch_size,
                                         device=device)
         source = "checkpoint"
-    return Posteriors(Path(run_dir), split, mean, logvar, data.labels, data.z, trained.checkpoint.stem,
-                      trained.checkpoint_sha256, source)
+    alphabet = getattr(data, "alphabet", None)  # Omniglot: colour by alphabet, not by 1,623 characters
+    labels, label_name = (alphabet, "alphabet") if alphabet is not None else (data.labels, "label")
+    return Posteriors(Path(run_dir), split, mean, logvar, labels, getattr(data, "z", None),
+                      trained.checkpoint.stem, trained.checkpoint_sha256, source, label_name)
 
 
 def _stored(path: Path, name: str, n: int, sha256: str) -> tuple[np.ndarray, np.ndarray] | None:

@@ -22,7 +22,10 @@ PANELS = {
 
 
 def draw_curves(run_dir: Path) -> Figure:
+    from duvae_cli.probe.features import dataset_kind
+
     history = read_history(run_dir)
+    unit = "image" if dataset_kind(run_dir) == "image" else "sentence"
     epochs = history["epoch"].to_numpy()
     best = int(history.loc[history["val_loss"].idxmin(), "epoch"]) if "val_loss" in history else None
     fig = new_figure(10.0, 6.0)
@@ -35,7 +38,7 @@ def draw_curves(run_dir: Path) -> Figure:
             ax.axvline(best, color="grey", linestyle=":", linewidth=1)
         if log and np.all(history.get(columns[0], np.ones(1)) > 0):
             ax.set_yscale("log")
-        ax.set(title=title, xlabel="epoch", ylabel=ylabel)
+        ax.set(title=title, xlabel="epoch", ylabel=ylabel.replace("sentence", unit))
         integer_ticks(ax)
         if len(columns) > 1:
             ax.legend()

@@ -80,7 +80,7 @@ def plot_limit(points: np.ndarray) -> float:
 
 
 def _panel_pair(fig: Figure, axes, mixture: tuple, scatter: np.ndarray, labels, names, title: str,
-                lim: float) -> None:
+                lim: float, label_name: str = "label") -> None:
     """Density of `mixture` = (means, covs, weights or None) on top, `scatter` by label below."""
     top, bottom = axes
     ticks = np.linspace(-lim, lim, GRID)
@@ -89,21 +89,24 @@ def _panel_pair(fig: Figure, axes, mixture: tuple, scatter: np.ndarray, labels, 
     filled = top.contourf(gx, gy, density.reshape(gx.shape), levels=12, cmap="viridis")
     fig.colorbar(filled, ax=top, shrink=0.85, label="density")
     top.set_title(f"{title}: density")
-    _scatter(bottom, scatter, labels, title)
+    _scatter(bottom, scatter, labels, title, label_name)
     for ax in axes:
         ax.set(xlim=(-lim, lim), ylim=(-lim, lim), xlabel=names[0], ylabel=names[1], aspect="equal")
 
 
-def _scatter(ax, points, labels, title: str) -> None:
-    ax.set_title(f"{title}: points by label")
+def _scatter(ax, points, labels, title: str, label_name: str = "label") -> None:
+    ax.set_title(f"{title}: points by {label_name}")
     if labels is None:
         ax.scatter(points[:, 0], points[:, 1], s=3, color="tab:blue", alpha=0.6, linewidths=0)
+        return
+    if len(np.unique(labels)) > 10:  # e.g. Omniglot's 50 alphabets: a colour map, no legend
+        ax.scatter(points[:, 0], points[:, 1], c=labels, cmap="nipy_spectral", s=3, alpha=0.6, linewidths=0)
         return
     for label in np.unique(labels):
         chosen = labels == label
         ax.scatter(points[chosen, 0], points[chosen, 1], s=3, alpha=0.6, linewidths=0, label=str(label),
                    color=f"C{int(label) % 10}")
-    ax.legend(title="label", markerscale=3, loc="upper right", frameon=True)
+    ax.legend(title=label_name, markerscale=3, loc="upper right", frameon=True)
 
 
 def draw_latent(post: Posteriors) -> Figure:
@@ -114,7 +117,7 @@ def draw_latent(post: Posteriors) -> Figure:
     lim = plot_limit(np.concatenate([plane.points, post.true_z]) if has_truth else plane.points)
     model_axes = grid[:, 1] if has_truth else grid[:, 0]
     _panel_pair(fig, model_axes, (plane.points, plane.covs, None), plane.points, post.labels, plane.axes,
-                "aggregated posterior q(z)", lim)
+                "aggregated posterior q(z)", lim, post.label_name)
     if has_truth:
         _panel_pair(fig, grid[:, 0], true_mixture(post.true_z, post.labels), post.true_z, post.labels,
                     ("z1", "z2"), "true latent", lim)

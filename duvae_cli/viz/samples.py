@@ -1,6 +1,6 @@
 """Text samples of a run, written to a text file: greedy reconstructions of test sentences (z = the
-eval-mode posterior mean) and sentences from prior codes z ~ N(0, I) decoded greedily, by sampling
-and by beam search."""
+eval-mode posterior mean; with an IAF posterior, the flow applied to it) and sentences from prior
+codes z ~ N(0, I) decoded greedily, by sampling and by beam search."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import torch
 
 from duvae_cli.errors import UsageError
 from duvae_cli.io import atomic_write_text
-from duvae_cli.probe.features import posterior_means
+from duvae_cli.probe.features import mean_codes
 from duvae_cli.viz.artifacts import load_trained_text
 from duvae_cli.viz.decode import beam_search, greedy, sample
 
@@ -40,7 +40,7 @@ def sample_text(run_dir: Path, options: SampleOptions = SampleOptions()) -> str:
     max_length = options.max_length or int(data.lengths.max()) + 5
     rng = np.random.default_rng(options.seed)
     rows = np.sort(rng.choice(len(data), size=min(options.n, len(data)), replace=False))
-    means = torch.as_tensor(posterior_means(trained.model, data, rows, device=device), dtype=torch.float32)
+    means = torch.as_tensor(mean_codes(trained.model, data, rows, device=device), dtype=torch.float32)
     generator = torch.Generator().manual_seed(options.seed)
     prior = torch.randn(options.n, means.shape[1], generator=generator)
     lines = [f"# duvae samples: run {trained.run_dir.name}, checkpoint {trained.checkpoint.stem} "
