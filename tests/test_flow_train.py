@@ -110,3 +110,18 @@ def test_visualize_samples_runs_on_a_flow_model(duvae, du_iaf_run, tmp_path):
     result = duvae("visualize", du_iaf_run, "--kind", "samples", "--n", 2, "--out", out, "--quiet")
     assert result.code == 0, result.stderr
     assert "## reconstructions" in out.read_text()
+
+
+@pytest.mark.parametrize("model", FLOW_NAMES)
+def test_image_models_take_the_flow_too(model):
+    """ResNet encoder with the context head, PixelCNN decoder: the IAF ELBO is finite and trains it."""
+    from duvae_cli.train.build import build_image_model
+
+    torch.manual_seed(0)
+    vae = build_image_model(resolve_config("omniglot", model, dict(size="small", latent_dim=4)))
+    assert isinstance(vae.flow, IAF) and vae.encoder.head.out_features == 4 * 4
+    x = (torch.rand(6, 1, 28, 28) < 0.3).float()
+    out = vae.train()(x)
+    out.loss.backward()
+    assert torch.isfinite(out.loss) and vae.flow.blocks[0].gate_bias.grad.abs().sum() > 0
+    assert vae.eval().features(x).shape == (6, 8)
