@@ -6,12 +6,12 @@ training RNG stream is never touched (resume stays exact).
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import torch
 
-from duvae_cli.models.gaussian import LOG_2PI, log_normal, sample
+from duvae_cli.metrics.posterior import active_units, mi_whole_set
+from duvae_cli.models.gaussian import sample
 
 
 @torch.no_grad()
@@ -37,37 +37,17 @@ def posterior_pass(model, data, batch_size: int, generator: torch.Generator, dev
     return dict(rec=cat(recs), kl=cat(kls), mean=cat(means), logvar=cat(logvars), n_tokens=cat(tokens))
 
 
-def mutual_information(mean: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator,
-                       chunk: int = 256) -> float:
-    """Whole-set MI estimate (reference-spec §5): E[log q(z|x)] - E[log q(z)], one z_i per example,
-    q(z_i) = mean over all N examples j of q(z_i | x_j) (j = i included)."""
-    n, dim = mean.shape
-    neg_entropy = (-0.5 * dim * LOG_2PI - 0.5 * (1 + logvar).sum(-1)).mean()
-    z = sample(mean, logvar, generator=generator)  # (N, D)
-    log_qz = []
-    for start in range(0, n, chunk):
-        zi = z[start: start + chunk].unsqueeze(1)  # (C, 1, D)
-        log_density = log_normal(zi, mean.unsqueeze(0), logvar.unsqueeze(0))  # (C, N)
-        log_qz.append(torch.logsumexp(log_density, dim=1) - math.log(n))
-    return float(neg_entropy - torch.cat(log_qz).mean())
-
-
-def active_units(mean: torch.Tensor, threshold: float = 0.01) -> tuple[int, torch.Tensor]:
-    """Dimensions whose posterior-mean variance over the set (N-1) is >= threshold, and the variances."""
-    variance = mean.var(0, unbiased=True)
-    return int((variance >= threshold).sum()), variance
-
-
 def validate(model, data, batch_size: int, seed: int, device) -> dict:
     """Validation metrics of `data` (a batch source, see batching.py)."""
     generator = torch.Generator(device=device).manual_seed(seed)
     out = posterior_pass(model, data, batch_size, generator, device)
     mi_generator = torch.Generator().manual_seed(seed + 1)
+    z = sample(out["mean"].double(), out["logvar"].double(), generator=mi_generator)  # one z per example
     nll = out["rec"] + out["kl"]
     au, _ = active_units(out["mean"])
     return {
         "loss": float(nll.mean()), "rec": float(out["rec"].mean()), "kl": float(out["kl"].mean()),
-        "mi": mutual_information(out["mean"].double(), out["logvar"].double(), mi_generator), "au": au,
+        "mi": mi_whole_set(out["mean"], out["logvar"], z), "au": au,
         "ppl": _perplexity(float(nll.sum()), int(out["n_tokens"].sum())),
     }
 
