@@ -22,11 +22,12 @@ all pixels and images of a batch (as in the reference), a dependence of order 1 
 
 from __future__ import annotations
 
-import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from duvae_cli.models.resnet import conv_reference_init
 
 PAPER_KERNELS = (7, 7, 7, 7, 7, 5, 5, 5, 5, 3, 3, 3, 3)
 
@@ -102,13 +103,7 @@ class PixelCNNDecoder(nn.Module):
     def _reference_init(self) -> None:
         """Block convs N(0, sqrt(2 / (k^2 out))), BN 1/0, latent Linear Xavier-uniform with bias 0;
         the head's two 1x1 convs keep PyTorch's defaults."""
-        head = set(self.head.modules())
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d) and module not in head:
-                k = module.kernel_size[0]
-                nn.init.normal_(module.weight, 0.0, math.sqrt(2.0 / (k * k * module.out_channels)))
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight), nn.init.zeros_(module.bias)
+        conv_reference_init(self, skip=set(self.head.modules()))
         nn.init.xavier_uniform_(self.project.weight)
         nn.init.zeros_(self.project.bias)
 

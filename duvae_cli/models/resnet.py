@@ -15,6 +15,17 @@ import torch.nn.functional as F
 from torch import nn
 
 
+
+def conv_reference_init(network: nn.Module, skip: set | frozenset = frozenset()) -> None:
+    """The reference's image initialisation: every Conv2d not in `skip` N(0, sqrt(2 / (k^2 out))),
+    every BatchNorm2d weight 1 and bias 0."""
+    for module in network.modules():
+        if isinstance(module, nn.Conv2d) and module not in skip:
+            k = module.kernel_size[0]
+            nn.init.normal_(module.weight, 0.0, math.sqrt(2.0 / (k * k * module.out_channels)))
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.ones_(module.weight), nn.init.zeros_(module.bias)
+
 class ResidualBlock(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, stride: int):
         super().__init__()
@@ -59,12 +70,7 @@ class ResNetEncoder(nn.Module):
 
     def _reference_init(self) -> None:
         """Convs N(0, sqrt(2 / (k^2 out))), BN 1/0, the Linear Xavier-uniform with bias 0."""
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                k = module.kernel_size[0]
-                nn.init.normal_(module.weight, 0.0, math.sqrt(2.0 / (k * k * module.out_channels)))
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight), nn.init.zeros_(module.bias)
+        conv_reference_init(self)
         nn.init.xavier_uniform_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
