@@ -3,7 +3,6 @@ bit-exact, the plateau rule of the image schedule, and the image presets."""
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import math
 from pathlib import Path
@@ -12,6 +11,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from interrupting import Interrupt, StopAfter
 from test_images_toyrun import write_toy_images
 
 from duvae_cli.data.store import ImageSplit, load_dataset
@@ -78,32 +78,6 @@ def test_a_few_steps_lower_the_loss_at_the_small_size(model, toy_images):
     assert loss() < before
 
 
-class _Interrupt(Exception):
-    pass
-
-
-class _StopAfter:
-    """A reporter that interrupts training after `steps` steps."""
-
-    def __init__(self, steps: int):
-        self.steps, self.seen = steps, 0
-
-    def task(self, description, total):
-        owner = self
-
-        class Task:
-            def advance(self, n=1, **fields):
-                if fields:
-                    owner.seen += 1
-                    if owner.seen == owner.steps:
-                        raise _Interrupt
-
-        return contextlib.nullcontext(Task())
-
-    def log(self, message):
-        pass
-
-
 def test_resume_on_images_is_bit_exact(toy_images, tmp_path):
     """Interrupted after step 5 (last.pt from step 4) and resumed: same weights and history, so the
     train binarisations drawn after the resume are the same pixels. 60 train images, 3 steps/epoch."""
@@ -115,8 +89,8 @@ def test_resume_on_images_is_bit_exact(toy_images, tmp_path):
     whole = new_run_dir(config, tmp_path / "a")
     train(config, subset, whole)
     parts = new_run_dir(config, tmp_path / "b")
-    with pytest.raises(_Interrupt):
-        train(config, subset, parts, reporter=_StopAfter(5))
+    with pytest.raises(Interrupt):
+        train(config, subset, parts, reporter=StopAfter(5))
     train(config, subset, parts, resume=True)
 
     def weights(run: Path) -> dict:

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 import torch
 
+from interrupting import Interrupt, StopAfter
+
 from duvae_cli.errors import DuvaeError
 from duvae_cli.models import REGULARIZERS
 from duvae_cli.train.config import resolve_config
@@ -64,33 +66,9 @@ def test_resume_is_bit_exact(model, toy_dataset, tmp_path):
     whole = new_run_dir(config, tmp_path / "a")
     train(config, toy_dataset, whole)
 
-    class Interrupt(Exception):
-        pass
-
-    class StopAfter:  # a reporter that interrupts the run after step 17 (last.pt is from step 14)
-        def __init__(self):
-            self.steps = 0
-
-        def task(self, description, total):
-            import contextlib
-
-            owner = self
-
-            class Task:
-                def advance(self, n=1, **fields):
-                    if fields:
-                        owner.steps += 1
-                        if owner.steps == 17:
-                            raise Interrupt
-
-            return contextlib.nullcontext(Task())
-
-        def log(self, message):
-            pass
-
     parts = new_run_dir(config, tmp_path / "b")
     with pytest.raises(Interrupt):
-        train(config, toy_dataset, parts, reporter=StopAfter())
+        train(config, toy_dataset, parts, reporter=StopAfter(17))  # last.pt is from step 14
     train(config, toy_dataset, parts, resume=True)
 
     for key, value in _params(whole).items():
