@@ -188,6 +188,9 @@ def evaluate(
     memory_budget: Annotated[str, typer.Option(help="Working memory for the samples, e.g. 2GB, 500MB.")] = "1GB",
     checkpoint: Annotated[str, typer.Option(help="best or last.")] = "best",
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    examples: Annotated[Optional[int], typer.Option(
+        help="Evaluate a random subset of N examples of the split (seeded by --seed; each keeps the "
+             "numbers a whole-split evaluation gives it).")] = None,
     quiet: Quiet = False,
     json: Json = False,
 ) -> None:
@@ -200,7 +203,8 @@ def evaluate(
 
     reporter = CliReporter(quiet)
     options = EvalOptions(iw_samples=iw_samples, mi_estimator=mi_estimator, au_threshold=au_threshold,
-                          seed=seed, batch_size=batch_size, memory_budget=parse_memory(memory_budget))
+                          seed=seed, batch_size=batch_size, memory_budget=parse_memory(memory_budget),
+                          examples=examples)
     report = evaluate_run(run, split, checkpoint, options, device, reporter)
     reporter.log(f"wrote {report.files['metrics_h5']} ({report.files['group']}) and {report.files['metrics_csv']}")
     if json:

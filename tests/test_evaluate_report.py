@@ -135,3 +135,26 @@ def test_partial_results_are_only_resumed_with_the_same_key(tmp_path):
     score_examples(trained.model, examples, options, partial=PartialResults(tmp_path / "p", key))
     assert len(PartialResults(tmp_path / "p", key).load()[0]) >= 1
     assert PartialResults(tmp_path / "p", {**key, "seed": 2}).load() == ([], 0)
+
+
+def test_a_subset_evaluation_gives_each_example_its_whole_split_numbers(tmp_path):
+    """`--examples N`: a seeded subset, and the noise of an example is keyed by its split index, so
+    the subset's per-example values are exactly those of a whole-split evaluation."""
+    trained = toy_trained(tmp_path / "run")
+    whole = evaluate_trained(trained, "test", EvalOptions(iw_samples=6, seed=9))
+    with h5py.File(tmp_path / "run" / "metrics.h5", "r") as f:
+        all_iw = f[whole.files["group"]]["iw_nll"][()]
+        all_mean = f[whole.files["group"]]["mean"][()]
+    part = evaluate_trained(trained, "test", EvalOptions(iw_samples=6, seed=9, examples=10))
+    with h5py.File(tmp_path / "run" / "metrics.h5", "r") as f:
+        group = f[part.files["group"]]
+        index = group["example_index"][()]
+        assert len(index) == 10 and len(set(index)) == 10 and (np.diff(index) > 0).all()
+        np.testing.assert_allclose(group["iw_nll"][()], all_iw[index], rtol=1e-6, atol=1e-9)
+        np.testing.assert_array_equal(group["mean"][()], all_mean[index])
+        assert group.attrs["examples"] == 10 and group.attrs["n_evaluated"] == 10
+    assert part.metrics["n_examples"] == 10
+    again = evaluate_trained(trained, "test", EvalOptions(iw_samples=6, seed=9, examples=10))
+    assert again.metrics == part.metrics  # the same seed draws the same subset
+    with pytest.raises(UsageError, match="--examples"):
+        EvalOptions(examples=0)

@@ -48,6 +48,7 @@ class EvalOptions:
     memory_budget: int = 2**30  # bytes of working memory for scoring the samples
     max_rows: int | None = None  # (example x sample) rows per chunk; None: 2048 on CPU, 2**16 on GPU
     flush_seconds: float = 10.0  # how often partial results are written while evaluating
+    examples: int | None = None  # evaluate a seeded random subset of this many examples (None: all)
 
     def __post_init__(self):
         checks = [
@@ -58,6 +59,7 @@ class EvalOptions:
             (self.seed >= 0, f"--seed {self.seed}: must be >= 0"),
             (self.batch_size >= 1, f"--batch-size {self.batch_size}: must be >= 1"),
             (self.memory_budget > 0, f"--memory-budget {self.memory_budget}: must be > 0"),
+            (self.examples is None or self.examples >= 1, f"--examples {self.examples}: must be >= 1"),
         ]
         for ok, message in checks:
             if not ok:
@@ -81,6 +83,28 @@ class TextExamples:
 def examples_for(split):
     """`TextExamples` for a text split; for an image split, its `ImageBatches` (stored binarisation)."""
     return TextExamples(split) if hasattr(split, "offsets") else ImageBatches(split)
+
+
+class ExampleSubset:
+    """A fixed subset of a split's examples (`--examples N`). Positions 0..n-1 map to the split's
+    indices `index`; the noise of an example is keyed by its index in the split, so every example
+    of the subset gets exactly the numbers a whole-split evaluation gives it."""
+
+    def __init__(self, examples, index: np.ndarray):
+        self.examples, self.index = examples, np.asarray(index, dtype=np.int64)
+        self.lengths = np.asarray(examples.lengths)[self.index]
+
+    @classmethod
+    def draw(cls, examples, n: int, seed: int) -> "ExampleSubset":
+        """n examples without replacement, from a generator seeded by the evaluation seed, in split order."""
+        n = min(n, len(examples))
+        return cls(examples, np.sort(np.random.default_rng(seed).choice(len(examples), n, replace=False)))
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def batch(self, positions: np.ndarray):
+        return self.examples.batch(self.index[positions])
 
 
 def score_examples(model, examples, options: EvalOptions = EvalOptions(), reporter=SILENT,
@@ -136,7 +160,8 @@ def _score_batch(model, scorer, examples, indices, options, max_rows, device) ->
     posterior = model.encode(batch, kl_weight=1.0)  # post-regularizer; with a flow, the base Gaussian
     mean, logvar, flow = posterior.mean, posterior.logvar, model.flow  # (B, D) each
     n, k = len(indices), options.iw_samples
-    noise = BatchNoise(options.seed, indices, k, mean.shape[1])
+    split_index = getattr(examples, "index", None)  # an ExampleSubset keys noise by split index
+    noise = BatchNoise(options.seed, indices if split_index is None else split_index[indices], k, mean.shape[1])
     budget = options.memory_budget - n * k * 16  # the (B, K) float64 log-weights and likelihoods
     if budget <= 0:
         raise DuvaeError(f"--memory-budget {options.memory_budget} bytes: the log-weights of a batch of {n} "

@@ -20,7 +20,8 @@ import torch
 
 from duvae_cli import __version__
 from duvae_cli.errors import DuvaeError, UsageError
-from duvae_cli.metrics.evaluate import EvalOptions, estimators, examples_for, score_examples, summarise
+from duvae_cli.metrics.evaluate import (EvalOptions, ExampleSubset, estimators, examples_for, score_examples,
+                                        summarise)
 from duvae_cli.metrics.store import PartialResults, update_metrics_csv, write_metrics_h5
 from duvae_cli.progress import SILENT
 
@@ -77,10 +78,16 @@ def evaluate_trained(trained, split: str = "test", options: EvalOptions = EvalOp
     examples = examples_for(dataset.splits[split])
     if len(examples) == 0:
         raise DuvaeError(f"--split {split!r}: the split of dataset {dataset.name} is empty")
-    key = {k: identity[k] for k in ("split", "checkpoint_sha256", "dataset_sha256", "seed", "iw_samples")}
+    if options.examples is not None:
+        examples = ExampleSubset.draw(examples, options.examples, options.seed)
+    identity["n_evaluated"] = len(examples)
+    key = {k: identity[k] for k in ("split", "checkpoint_sha256", "dataset_sha256", "seed", "iw_samples",
+                                    "examples")}
     partial = PartialResults(trained.run_dir / "metrics.partial", {**key, "n_examples": len(examples)},
                              options.flush_seconds)
     results = score_examples(trained.model, examples, options, reporter, partial)
+    if isinstance(examples, ExampleSubset):
+        results["example_index"] = examples.index  # which examples of the split were evaluated
     summary = summarise(results, options, examples.lengths)
     flow = getattr(trained.model, "flow", None) is not None  # MC KL; MI/AU of the base Gaussian
     report = EvalReport(identity, summary["metrics"], estimators(options, flow), summary["per_dim"])
@@ -97,7 +104,7 @@ def _identity(trained, split: str, options: EvalOptions) -> dict:
             "dataset_sha256": getattr(trained.dataset, "sha256", ""),
             "iw_samples": options.iw_samples, "seed": options.seed,
             "au_threshold": options.au_threshold, "mi_estimator": options.mi_estimator,
-            "batch_size": options.batch_size}
+            "batch_size": options.batch_size, "examples": options.examples or "all"}
 
 
 def _write(run_dir: Path, report: EvalReport, results: dict) -> None:
