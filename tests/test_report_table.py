@@ -113,3 +113,16 @@ def test_cli_failures_are_one_line(duvae, runs, tmp_path):
     (bare / "metrics.csv").unlink()
     result = duvae("report", bare)
     assert result.code == 1 and "no run has metrics.csv or probe.csv" in result.stderr
+
+
+def test_a_run_saved_before_a_config_field_existed_groups_with_runs_at_its_default(tmp_path):
+    """An older config.json lacks newer fields; it ran as their defaults, so it is no separate row."""
+    from duvae_cli.train.config import TrainConfig
+
+    newest = TrainConfig(dataset="yelp", model="du", gamma=0.5, p=0.8).to_dict()
+    old = {k: v for k, v in newest.items() if k not in ("flow", "flow_depth", "bn_eps")}
+    runs = [_run(tmp_path, "du-new", {**newest, "seed": 1}, {"iw_nll": 100.0}),
+            _run(tmp_path, "du-old", {**old, "seed": 2}, {"iw_nll": 102.0}),
+            _run(tmp_path, "du-eps", {**newest, "seed": 3, "bn_eps": 1e-8}, {"iw_nll": 90.0})]
+    table = build_report(runs)
+    assert sorted(sorted(r.runs) for r in table.rows) == [["du-eps"], ["du-new", "du-old"]]

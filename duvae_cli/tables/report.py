@@ -112,7 +112,7 @@ def build_report(paths: list[Path], metrics: tuple[str, ...] = DEFAULT_METRICS, 
                  checkpoint: str = "best", reporter: Reporter = SILENT) -> ReportTable:
     groups: dict[tuple, list[tuple[Path, dict, dict]]] = {}
     for run_dir in resolve_runs(paths):
-        config, values = read_config(run_dir), run_values(run_dir, metrics, split, checkpoint)
+        config, values = _with_defaults(read_config(run_dir)), run_values(run_dir, metrics, split, checkpoint)
         if not values:
             reporter.log(f"{run_dir}: no metrics.csv or probe.csv values on {split}; skipped "
                          "(run `duvae evaluate` / `duvae classify` first)")
@@ -123,6 +123,14 @@ def build_report(paths: list[Path], metrics: tuple[str, ...] = DEFAULT_METRICS, 
         raise DuvaeError(f"no run has metrics.csv or probe.csv values on the {split} split")
     keys = {k for members in groups.values() for _, _, values in members for k in values}
     return ReportTable(_columns(keys, metrics), _rows(groups), split)
+
+
+def _with_defaults(config: dict) -> dict:
+    """A saved config completed with today's defaults: a run made before a field existed ran as its
+    default (new fields default to the old behaviour), so it groups with the newer runs."""
+    from duvae_cli.train.config import TrainConfig
+
+    return {**TrainConfig().to_dict(), **config}
 
 
 def _rows(groups: dict) -> list[Row]:
