@@ -108,13 +108,19 @@ def _print_summary(summary, as_json: bool) -> None:
 @app.command()
 def train(
     dataset: Annotated[Optional[str], typer.Option(help="Prepared dataset name (data/NAME/dataset.h5).")] = None,
-    model: Annotated[Optional[str], typer.Option(help="vae, beta, fb, delta, bn or du (default du); with an "
+    model: Annotated[Optional[str], typer.Option(help="vae, beta, fb, delta, mae, bn or du (default du); with an "
                                                  "IAF posterior: iaf-fb, iaf-bn or du-iaf.")] = None,
     gamma: Annotated[Optional[float], typer.Option(help="bn/du: scale (RMS) of the BN on the means.")] = None,
     p: Annotated[Optional[float], typer.Option("--p", help="du: keep probability of the variance dropout.")] = None,
     beta: Annotated[Optional[float], typer.Option(help="beta: constant KL weight.")] = None,
     fb_lambda: Annotated[Optional[float], typer.Option(help="fb: per-dimension KL floor.")] = None,
     delta: Annotated[Optional[float], typer.Option(help="delta: per-dimension minimum KL.")] = None,
+    mae_eta: Annotated[Optional[float], typer.Option(help="mae: weight of the diversity term.")] = None,
+    mae_gamma: Annotated[Optional[float], typer.Option(help="mae: weight of the smoothness term.")] = None,
+    strategy: Annotated[Optional[str], typer.Option(help="standard, aggressive (Agg-VAE) or savi (SA-VAE); "
+                                                    "composes with any --model.")] = None,
+    svi_steps: Annotated[Optional[int], typer.Option(help="savi: refinement steps per batch.")] = None,
+    svi_lr: Annotated[Optional[float], typer.Option(help="savi: refinement learning rate.")] = None,
     flow: Annotated[Optional[str], typer.Option(help="Posterior flow: none or iaf (the iaf-* and du-iaf "
                                                 "models set iaf).")] = None,
     flow_depth: Annotated[Optional[int], typer.Option(help="iaf: number of IAF blocks.")] = None,
@@ -134,6 +140,8 @@ def train(
     run_dir: Annotated[Optional[Path], typer.Option(help="Run directory (default runs/<generated>).")] = None,
     resume: Annotated[Optional[Path], typer.Option(help="Continue this run from its last checkpoint.")] = None,
     checkpoint_every: Annotated[Optional[int], typer.Option(help="Also save last.pt every N steps.")] = None,
+    precision: Annotated[Optional[str], typer.Option(help="fp32, bf16 (autocast; CPU or CUDA) or fp16 "
+                                                     "(CUDA).")] = None,
     quiet: Quiet = False,
     json: Json = False,
 ) -> None:
@@ -145,12 +153,14 @@ def train(
     from duvae_cli.train.config import resolve_config
     from duvae_cli.train.session import resume_run, start_run
 
-    reporter = CliReporter(quiet)
+    here = _join_torchrun()  # a world of one outside torchrun; only rank 0 prints
+    reporter = CliReporter(quiet or not here.is_main)
     flags = dict(dataset=dataset, model=model, gamma=gamma, p=p, beta=beta, fb_lambda=fb_lambda,
-                 delta=delta, flow=flow, flow_depth=flow_depth, flow_width=flow_width,
+                 delta=delta, mae_eta=mae_eta, mae_gamma=mae_gamma, strategy=strategy, svi_steps=svi_steps,
+                 svi_lr=svi_lr, flow=flow, flow_depth=flow_depth, flow_width=flow_width,
                  epochs=epochs, batch_size=batch_size, lr=lr, kl_start=kl_start,
                  warm_up=warm_up, latent_dim=latent_dim, size=size, seed=seed, device=device,
-                 checkpoint_every=checkpoint_every)
+                 checkpoint_every=checkpoint_every, precision=precision)
     if resume is not None:
         fixed = [k for k, v in flags.items() if v is not None and k not in ("epochs", "device")]
         if fixed or config or set_ or run_dir:
@@ -160,7 +170,14 @@ def train(
     else:
         resolved = resolve_config("synthetic", "du", flags, config, set_)
         done = start_run(resolved, run_dir=run_dir, reporter=reporter)
-    _print_run(done, json)
+    if here.is_main:
+        _print_run(done, json)
+
+
+def _join_torchrun():
+    from duvae_cli.train.distributed import join
+
+    return join()
 
 
 def _print_run(run_dir: Path, as_json: bool) -> None:
@@ -201,11 +218,14 @@ def evaluate(
     from duvae_cli.console import CliReporter, emit_json, print_table
     from duvae_cli.metrics import EvalOptions, evaluate_run, parse_memory
 
-    reporter = CliReporter(quiet)
+    here = _join_torchrun()  # a world of one outside torchrun; only rank 0 prints
+    reporter = CliReporter(quiet or not here.is_main)
     options = EvalOptions(iw_samples=iw_samples, mi_estimator=mi_estimator, au_threshold=au_threshold,
                           seed=seed, batch_size=batch_size, memory_budget=parse_memory(memory_budget),
                           examples=examples)
-    report = evaluate_run(run, split, checkpoint, options, device, reporter)
+    report = evaluate_run(run, split, checkpoint, options, device, reporter)  # sharded under torchrun
+    if not here.is_main:
+        return
     reporter.log(f"wrote {report.files['metrics_h5']} ({report.files['group']}) and {report.files['metrics_csv']}")
     if json:
         emit_json(report.to_dict())
@@ -356,8 +376,9 @@ def report(
 
 
 def _fail(message: str, code: int) -> None:
-    if message.strip():  # `duvae` alone prints the help and exits 2 with nothing more to say
-        print(f"duvae: error: {message}", file=sys.stderr)
+    rank = int(os.environ.get("RANK", "0") or 0)  # torchrun: rank 0 speaks for an error every rank hits
+    if message.strip() and (rank == 0 or code != 2):  # `duvae` alone prints the help, exits 2
+        print(f"duvae: error: {'' if rank == 0 else f'[rank {rank}] '}{message}", file=sys.stderr)
     sys.exit(code)
 
 

@@ -108,21 +108,23 @@ class ExampleSubset:
 
 
 def score_examples(model, examples, options: EvalOptions = EvalOptions(), reporter=SILENT,
-                   partial=None) -> dict[str, np.ndarray]:
+                   partial=None, subset: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Per-example results in dataset order: iw_nll, elbo, rec, kl (float64, nats), n_tokens,
     mean, logvar, z_sample (float32 (N, D); z_sample is the one draw per example MI uses), and with a
     flow kl_per_dim (float32 (N, D); mean, logvar and z_sample are then of the base Gaussian).
-    With `partial` (store.PartialResults), finished examples are read back and new ones saved."""
+    With `partial` (store.PartialResults), finished examples are read back and new ones saved.
+    With `subset` (example indices; a rank's shard, metrics/sharding.py) only those are scored; the
+    other rows stay zero."""
     was_training = model.training
     model.eval()
     try:
         with torch.inference_mode():
-            return _score_all(model, examples, options, reporter, partial)
+            return _score_all(model, examples, options, reporter, partial, subset)
     finally:
         model.train(was_training)
 
 
-def _score_all(model, examples, options, reporter, partial) -> dict[str, np.ndarray]:
+def _score_all(model, examples, options, reporter, partial, subset=None) -> dict[str, np.ndarray]:
     results, done = {}, np.zeros(len(examples), dtype=bool)
     if partial is not None:
         parts, bad = partial.load()
@@ -137,10 +139,10 @@ def _score_all(model, examples, options, reporter, partial) -> dict[str, np.ndar
     device = next(model.parameters()).device
     cpu_rows = getattr(scorer, "cpu_rows", None) or 2048  # the PixelCNN prefers smaller CPU chunks
     max_rows = options.max_rows or (2**16 if device.type == "cuda" else cpu_rows)
-    pending = np.flatnonzero(~done)
+    pending = np.flatnonzero(~done) if subset is None else np.setdiff1d(subset, np.flatnonzero(done))
     description = f"IW-NLL (K={options.iw_samples})"
     try:
-        with reporter.task(description, total=len(examples)) as task:
+        with reporter.task(description, total=len(pending) + int(done.sum())) as task:
             task.advance(int(done.sum()))
             for positions in plan_batches(examples.lengths[pending], options.batch_size):
                 part = _score_batch(model, scorer, examples, pending[positions], options, max_rows, device)

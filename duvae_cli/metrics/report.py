@@ -22,8 +22,10 @@ from duvae_cli import __version__
 from duvae_cli.errors import DuvaeError, UsageError
 from duvae_cli.metrics.evaluate import (EvalOptions, ExampleSubset, estimators, examples_for, score_examples,
                                         summarise)
+from duvae_cli.metrics.sharding import score_sharded
 from duvae_cli.metrics.store import PartialResults, update_metrics_csv, write_metrics_h5
 from duvae_cli.progress import SILENT
+from duvae_cli.train.distributed import world
 
 ORDER = ("iw_nll", "iw_ppl", "elbo_nll", "ppl", "rec", "kl", "mi", "au", "mpd", "ce", "n_examples",
          "n_tokens")
@@ -64,6 +66,7 @@ def evaluate_run(run_dir: Path = Path("runs/latest"), split: str = "test", check
         raise UsageError(f"--device {device!r}: choose auto, cpu or cuda")
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = str(world().device(torch.device(device)))  # under torchrun: cuda:LOCAL_RANK
     return evaluate_trained(load_trained(Path(run_dir), checkpoint, device), split, options, reporter)
 
 
@@ -83,16 +86,25 @@ def evaluate_trained(trained, split: str = "test", options: EvalOptions = EvalOp
     identity["n_evaluated"] = len(examples)
     key = {k: identity[k] for k in ("split", "checkpoint_sha256", "dataset_sha256", "seed", "iw_samples",
                                     "examples")}
-    partial = PartialResults(trained.run_dir / "metrics.partial", {**key, "n_examples": len(examples)},
-                             options.flush_seconds)
-    results = score_examples(trained.model, examples, options, reporter, partial)
+    here = world()  # under torchrun: every rank scores a shard (metrics/sharding.py), rank 0 writes
+    partial = None if here.active else PartialResults(trained.run_dir / "metrics.partial",
+                                                      {**key, "n_examples": len(examples)}, options.flush_seconds)
+    if here.active:
+        results = score_sharded(trained.model, examples, options, reporter, here)
+    else:
+        results = score_examples(trained.model, examples, options, reporter, partial)
     if isinstance(examples, ExampleSubset):
         results["example_index"] = examples.index  # which examples of the split were evaluated
     summary = summarise(results, options, examples.lengths)
     flow = getattr(trained.model, "flow", None) is not None  # MC KL; MI/AU of the base Gaussian
-    report = EvalReport(identity, summary["metrics"], estimators(options, flow), summary["per_dim"])
-    _write(trained.run_dir, report, results)
-    partial.discard()
+    labels = estimators(options, flow)
+    if trained.config.strategy == "savi":  # SA-VAE runs: no refinement here (docs/metrics.md)
+        labels = {k: v if v == "count" else f"{v}-amortised" for k, v in labels.items()}
+    report = EvalReport(identity, summary["metrics"], labels, summary["per_dim"])
+    if here.is_main:
+        _write(trained.run_dir, report, results)
+    if partial is not None:
+        partial.discard()
     return report
 
 

@@ -78,10 +78,19 @@ class VAE(nn.Module):
             return kl_standard_normal(posterior.mean, posterior.logvar)
         return log_q + 0.5 * (LOG_2PI + z.pow(2))
 
-    def forward(self, x, kl_weight: float = 1.0) -> VAEOutput:
-        posterior = self.encode(x, kl_weight)
+    def forward(self, x, kl_weight: float = 1.0, eps: torch.Tensor | None = None) -> VAEOutput:
+        """The training loss of batch `x`; `eps` (B, D) as in `elbo` (data-parallel training passes
+        its shard of the global batch's noise, train/distributed.py)."""
+        return self.elbo(x, self.encode(x, kl_weight), kl_weight, eps)
+
+    def elbo(self, x, posterior: Posterior, kl_weight: float = 1.0,
+             eps: torch.Tensor | None = None) -> VAEOutput:
+        """The loss of `x` under a given posterior: the encoder's (`forward`) or one refined per
+        example (SA-VAE, train/strategies.py). eps (B, D) standard normal; drawn when None."""
         mean, logvar = posterior.mean, posterior.logvar
-        z, log_q = self.draw(posterior, torch.randn(mean.shape, dtype=mean.dtype, device=mean.device))
+        if eps is None:
+            eps = torch.randn(mean.shape, dtype=mean.dtype, device=mean.device)
+        z, log_q = self.draw(posterior, eps)
         rec = -self.decoder.log_prob(x, z)
         kl = self.kl_per_dim(posterior, z, log_q)  # (B, D)
         kl_term = self.regularizer.kl_term(kl, mean, logvar)

@@ -61,8 +61,9 @@ class TextBatches:
     def __len__(self) -> int:
         return len(self.lengths)
 
-    def plan(self, batch_size: int, rng: np.random.Generator | None = None) -> list[np.ndarray]:
-        return plan_batches(self.lengths, batch_size, rng)
+    def plan(self, batch_size: int, rng: np.random.Generator | None = None,
+             min_size: int = 2) -> list[np.ndarray]:
+        return plan_batches(self.lengths, batch_size, rng, min_size)
 
     def batch(self, indices: np.ndarray, train: bool = False) -> TextBatch:
         return make_batch(self.split.tokens, self.split.offsets, indices)
@@ -87,10 +88,11 @@ class ImageBatches:
     def __len__(self) -> int:
         return len(self.split)
 
-    def plan(self, batch_size: int, rng: np.random.Generator | None = None) -> list[np.ndarray]:
+    def plan(self, batch_size: int, rng: np.random.Generator | None = None,
+             min_size: int = 2) -> list[np.ndarray]:
         order = np.arange(len(self)) if rng is None else rng.permutation(len(self))
         batches = [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
-        if len(batches) > 1 and len(batches[-1]) < 2:  # BatchNorm needs >= 2 examples
+        if len(batches) > 1 and len(batches[-1]) < min_size:  # BatchNorm needs >= 2 examples (per rank)
             batches[-2:] = [np.concatenate(batches[-2:])]
         return batches
 

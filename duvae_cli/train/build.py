@@ -31,7 +31,8 @@ def build_image_model(config: TrainConfig) -> VAE:
 def _regularizer(config: TrainConfig):
     return build_regularizer(
         regularizer_name(config.model), config.latent_dim, gamma=config.gamma, p=config.p, beta=config.beta,
-        fb_lambda=config.fb_lambda, delta=config.delta, alpha_scale=config.alpha_scale,
+        fb_lambda=config.fb_lambda, delta=config.delta, mae_eta=config.mae_eta, mae_gamma=config.mae_gamma,
+        alpha_scale=config.alpha_scale,
         dropout_during_warmup=config.dropout_during_warmup, bn_eps=config.bn_eps,
     )
 

@@ -32,6 +32,8 @@ class TrainConfig:
     beta: float | None = None
     fb_lambda: float | None = None
     delta: float | None = None
+    mae_eta: float | None = None  # MAE diversity weight
+    mae_gamma: float | None = None  # MAE smoothness weight
     alpha_scale: float = 1.0  # DU variance floor = alpha_scale / (2 pi e)
     dropout_during_warmup: bool = False  # DU: reference code keeps variance dropout off in warm-up
     bn_eps: float = 1e-5
@@ -52,10 +54,17 @@ class TrainConfig:
     plateau_reference: str = "last"  # worse than: "last" non-worse loss (text) or "best" so far (images)
     lr_decay: float = 0.5
     max_decays: int = 5
+    # training strategy (train/strategies.py): "standard", "aggressive" (Agg-VAE) or "savi" (SA-VAE)
+    strategy: str = "standard"
+    agg_max_inner: int = 99  # aggressive: most encoder updates per batch (He et al.: sub_iter 1..99)
+    agg_window: int = 15  # aggressive: inner steps per loss window (text 15, images 10)
+    svi_steps: int = 10  # savi: refinement steps K (He et al.'s setting; Kim et al. use 20)
+    svi_lr: float = 1.0  # savi: refinement learning rate (SGD, momentum 0.5)
     # bookkeeping
     seed: int = 783435
     device: str = "auto"
     checkpoint_every: int = 0  # also save last.pt every N steps (0: only at epoch ends)
+    precision: str = "fp32"  # fp32, bf16 (autocast, CPU or CUDA) or fp16 (CUDA, loss scaling)
     eval_batch_size: int = 128
     data_root: str = "data"
 
@@ -80,7 +89,7 @@ DATASET_PRESETS: dict[str, dict] = {
 }
 # Images (reference-spec §3.2): Adam 1e-3, batch 50, patience 20 against the best loss, no epoch gate.
 _IMAGES = dict(latent_dim=32, batch_size=50, optimizer="adam", lr=1e-3, patience=20, decay_from_epoch=0,
-               plateau_reference="best", epochs=500)
+               plateau_reference="best", epochs=500, agg_window=10)
 DATASET_PRESETS.update({"omniglot": dict(_IMAGES), "mnist": dict(_IMAGES)})
 
 # The paper's hyper-parameters (reference-spec §3.3-4): (gamma, p) for DU, gamma for BN, etc.
@@ -99,12 +108,18 @@ MODEL_PRESETS: dict[tuple[str, str], dict] = {
     ("yelp", "beta"): dict(_BETA, beta=0.4),
     ("short-yelp", "beta"): dict(_BETA, beta=0.4),
     ("synthetic", "beta"): dict(_BETA, beta=0.4),
+    # MAE: (diversity, smoothness) weights; short-yelp = the paper's Yelp classification model
+    ("yahoo", "mae"): dict(mae_eta=1.0, mae_gamma=0.2),
+    ("yelp", "mae"): dict(mae_eta=2.0, mae_gamma=0.2),
+    ("short-yelp", "mae"): dict(mae_eta=2.0, mae_gamma=0.2),
+    ("synthetic", "mae"): dict(mae_eta=1.0, mae_gamma=0.2),
     **{(name, model): values for name in ("omniglot", "mnist") for model, values in (
-        ("du", dict(gamma=0.5, p=0.9)), ("bn", dict(gamma=0.5)), ("beta", dict(_BETA, beta=0.8)))},
+        ("du", dict(gamma=0.5, p=0.9)), ("bn", dict(gamma=0.5)), ("beta", dict(_BETA, beta=0.8)),
+        ("mae", dict(mae_eta=0.5, mae_gamma=0.2)))},
 }
 MODEL_DEFAULTS: dict[str, dict] = {
     "du": dict(gamma=0.5, p=0.8), "bn": dict(gamma=0.6), "beta": dict(_BETA, beta=0.4),
-    "fb": dict(fb_lambda=0.1), "delta": dict(delta=0.1),
+    "fb": dict(fb_lambda=0.1), "delta": dict(delta=0.1), "mae": dict(mae_eta=1.0, mae_gamma=0.2),
 }
 
 # Named flow models (reference-spec §2.6, §3.3, §4): the user-facing name -> the regularizer under an
@@ -195,6 +210,26 @@ def resolve_config(dataset: str, model: str, flags: dict | None = None, config_f
     return config
 
 
+def _strategy_checks(c: TrainConfig) -> list[tuple[bool, str]]:
+    """The training strategy's options and the MAE weights (train/strategies.py, models/mae.py)."""
+    from duvae_cli.train.strategies import STRATEGIES
+
+    return [
+        (c.strategy in STRATEGIES, f"--strategy {c.strategy!r}: choose one of: {', '.join(STRATEGIES)}"),
+        (c.strategy != "savi" or c.flow == "none",
+         f"--strategy savi refines a Gaussian posterior; it does not support --model {c.model} with an IAF "
+         "posterior"),
+        (c.strategy == "standard" or c.precision == "fp32",
+         f"--strategy {c.strategy} runs in fp32 only; drop --precision {c.precision}"),
+        (c.svi_steps >= 1, f"--svi-steps {c.svi_steps}: must be >= 1"),
+        (c.svi_lr > 0, f"--svi-lr {c.svi_lr}: must be > 0"),
+        (c.agg_max_inner >= 1, f"agg_max_inner {c.agg_max_inner}: must be >= 1"),
+        (c.agg_window >= 1, f"agg_window {c.agg_window}: must be >= 1"),
+        (c.mae_eta is None or c.mae_eta >= 0, f"--mae-eta {c.mae_eta}: must be >= 0"),
+        (c.mae_gamma is None or c.mae_gamma >= 0, f"--mae-gamma {c.mae_gamma}: must be >= 0"),
+    ]
+
+
 def _validate(c: TrainConfig) -> None:
     from duvae_cli.models.flow import FLOWS, NO_FLOW
 
@@ -219,6 +254,8 @@ def _validate(c: TrainConfig) -> None:
         (c.flow_width >= 1, f"--flow-width {c.flow_width}: must be >= 1"),
         (c.device in ("auto", "cpu", "cuda") or c.device.startswith("cuda:"),
          f"--device {c.device!r}: choose auto, cpu or cuda"),
+        *_strategy_checks(c),
+        (c.precision in ("fp32", "bf16", "fp16"), f"--precision {c.precision!r}: choose fp32, bf16 or fp16"),
     ]
     for ok, message in checks:
         if not ok:

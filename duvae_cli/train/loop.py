@@ -6,6 +6,10 @@ Per epoch: validation ELBO/KL/MI/AU, best checkpoint on improvement, plateau hal
 a reload of the best weights, `last.pt` and a `history.csv` row. Everything a resumed run needs
 (model, optimizer, schedule state, RNG states, history) is in the checkpoint, so stopping at any
 step and resuming gives bit-identical results on the CPU.
+
+Under torchrun every rank runs this loop on the same global batches through a
+`distributed.DataParallelVAE` (each rank trains on its shard) and rank 0 alone writes; `--precision`
+autocasts the forward pass (train/precision.py). See docs/distributed.md.
 """
 
 from __future__ import annotations
@@ -21,10 +25,12 @@ import torch
 
 from duvae_cli.errors import DuvaeError
 from duvae_cli.progress import SILENT, Reporter
+from duvae_cli.train import distributed
 from duvae_cli.train.batching import batches_for
 from duvae_cli.train.build import build_model
 from duvae_cli.train.config import TrainConfig
 from duvae_cli.train.history import write_history
+from duvae_cli.train.precision import FP32, Precision
 from duvae_cli.train.run import load_checkpoint, save_checkpoint
 from duvae_cli.train.validate import validate
 
@@ -43,6 +49,7 @@ class LoopState:
     decays: int = 0
     sums: dict = field(default_factory=dict)  # running training sums of the current epoch
     history: list = field(default_factory=list)  # one dict per finished epoch
+    strategy_state: dict = field(default_factory=dict)  # the --strategy's bookkeeping (train/strategies.py)
 
 
 class NonFiniteLoss(DuvaeError):
@@ -64,14 +71,17 @@ def make_optimizer(config: TrainConfig, model: torch.nn.Module, lr: float) -> to
     return torch.optim.SGD(params, lr=lr)  # momentum 0, as the reference
 
 
-def train_step(model, optimizer, batch, kl_weight: float, clip: float):
-    """One update; a non-finite loss leaves the model untouched (the caller stops the run)."""
-    out = model(batch, kl_weight)
+def train_step(model, optimizer, batch, kl_weight: float, clip: float, precision: Precision = FP32):
+    """One update; a non-finite loss leaves the model untouched (the caller stops the run).
+    `model` may be a distributed.DataParallelVAE; `precision` autocasts the forward pass."""
+    with precision.autocast():
+        out = model(batch, kl_weight)
     if torch.isfinite(out.loss):
         optimizer.zero_grad(set_to_none=True)
-        out.loss.backward()
+        precision.backward(out.loss)
+        precision.unscale(optimizer)
         clip_gradients(model.parameters(), clip)
-        optimizer.step()
+        precision.step(optimizer)
         model.after_step()
     return out
 
@@ -97,37 +107,52 @@ def kl_weight_at(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
 
 def train(config: TrainConfig, dataset, run_dir: Path, reporter: Reporter = SILENT,
           resume: bool = False, is_main: bool = True) -> LoopState:
-    device = resolve_device(config.device)
+    here = distributed.world()  # a world of one outside torchrun (docs/distributed.md)
+    distributed.check_config(config, here)
+    is_main = is_main and here.is_main
+    device = here.device(resolve_device(config.device))
     torch.manual_seed(config.seed)
     model = build_model(config, dataset).to(device)
-    state = LoopState(lr=config.lr)
+    precision = Precision(config.precision, device)
+    state, rng = LoopState(lr=config.lr), None
     optimizer = make_optimizer(config, model, state.lr)
     checkpoints = run_dir / "checkpoints"
     if resume:
-        state = _restore(checkpoints / "last.pt", model, optimizer, device)
+        state, rng = _restore(checkpoints / "last.pt", model, optimizer, device, precision)
+    runner = distributed.replicate(model, here, config, rng, state.step)  # DDP, or the model itself
     train_data, valid_data = batches_for(dataset.splits["train"]), batches_for(dataset.splits["valid"])
-    steps_per_epoch = len(train_data.plan(config.batch_size))
+    steps_per_epoch = len(train_data.plan(config.batch_size, min_size=here.min_batch()))
+    from duvae_cli.train.strategies import make_strategy  # it imports train_step from here
+
+    strategy = make_strategy(config, model, optimizer, train_data)
+
+    def step(batch, kl_weight: float):
+        if runner is model and precision.full:
+            return strategy.step(batch, kl_weight, state)
+        return train_step(runner, optimizer, batch, kl_weight, config.clip, precision)  # standard only
 
     def save(name: str) -> None:
+        rng = distributed.checkpoint_rng(runner)  # every rank's streams (collective under DDP)
         if is_main:
-            save_checkpoint(checkpoints / name, _snapshot(model, optimizer, state, config))
+            save_checkpoint(checkpoints / name, _snapshot(model, optimizer, state, config, rng, precision))
 
     while state.epoch < config.epochs and state.decays < config.max_decays:
-        plan = train_data.plan(config.batch_size, np.random.default_rng([config.seed, state.epoch]))
+        plan = train_data.plan(config.batch_size, np.random.default_rng([config.seed, state.epoch]),
+                               min_size=here.min_batch())  # the global plan; each rank takes its shard
         model.train()
         with reporter.task(f"epoch {state.epoch + 1}/{config.epochs}", total=len(train_data)) as task:
             task.advance(sum(len(b) for b in plan[: state.batch_in_epoch]))
             for indices in plan[state.batch_in_epoch:]:
-                batch = train_data.batch(indices, train=True).to(device)
+                batch = train_data.batch(indices, train=True).to(device)  # global: DDP trains each rank's shard
                 kl_weight = kl_weight_at(config, state.step, steps_per_epoch)
                 started = time.perf_counter()
-                out = train_step(model, optimizer, batch, kl_weight, config.clip)
+                out = step(batch, kl_weight)  # under DDP: rec, kl and loss of the global batch
                 if not torch.isfinite(out.loss):
                     raise NonFiniteLoss(_nan_message(state, out, checkpoints / "last.pt"))
                 state.step += 1
                 state.batch_in_epoch += 1
-                _accumulate(state.sums, out, model, len(batch), time.perf_counter() - started, kl_weight)
-                task.advance(len(batch), loss=out.loss.item(), kl=out.kl.mean().item())
+                _accumulate(state.sums, out, model, len(out.rec), time.perf_counter() - started, kl_weight)
+                task.advance(len(out.rec), loss=out.loss.item(), kl=out.kl.mean().item())
                 if config.checkpoint_every and state.step % config.checkpoint_every == 0:
                     save("last.pt")
         metrics = validate(model, valid_data, config.eval_batch_size, seed=config.seed + state.epoch,
@@ -136,7 +161,13 @@ def train(config: TrainConfig, dataset, run_dir: Path, reporter: Reporter = SILE
         if improved:
             state.best_loss = metrics["loss"]
         state.history.append(_history_row(state, metrics, config))
+        note = strategy.end_epoch(state, metrics["mi"])  # aggressive: ends at the first fall of MI
+        if note and is_main:
+            reporter.log(note)
+        decays = state.decays
         _plateau(config, state, metrics["loss"], model, optimizer, checkpoints / "best.pt", device)
+        if state.decays != decays:
+            distributed.sync_from_main(model)  # best.pt may be on rank 0's disk only
         state.epoch += 1
         state.batch_in_epoch, state.sums = 0, {}
         if improved:
@@ -216,19 +247,28 @@ def _nan_message(state: LoopState, out, last: Path) -> str:
             + ", ".join(f"{k} {v}" for k, v in terms.items()) + f"; {keep}")
 
 
-def _snapshot(model, optimizer, state: LoopState, config: TrainConfig) -> dict:
-    rng = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        rng["cuda"] = torch.cuda.get_rng_state_all()
-    return {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "state": dataclasses.asdict(state), "rng": rng, "config": config.to_dict()}
+def _snapshot(model, optimizer, state: LoopState, config: TrainConfig, rng: dict | None = None,
+              precision: Precision = FP32) -> dict:
+    """`rng`: the data-parallel streams (distributed.checkpoint_rng); else torch's own state."""
+    if rng is None:
+        rng = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+    payload = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+               "state": dataclasses.asdict(state), "rng": rng, "config": config.to_dict()}
+    if precision.scaler is not None:  # fp16's loss scale
+        payload["grad_scaler"] = precision.state_dict()
+    return payload
 
 
-def _restore(path: Path, model, optimizer, device) -> LoopState:
+def _restore(path: Path, model, optimizer, device, precision: Precision = FP32) -> tuple[LoopState, dict]:
+    """Load `path` into the model and optimizer, restore torch's RNG; returns the state and the
+    checkpoint's "rng" entry (the data-parallel streams, if any, are restored by `replicate`)."""
     payload = load_checkpoint(path, device)
     model.load_state_dict(payload["model"])
     optimizer.load_state_dict(payload["optimizer"])
     torch.set_rng_state(payload["rng"]["torch"].cpu())
     if "cuda" in payload["rng"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(payload["rng"]["cuda"])
-    return LoopState(**payload["state"])
+    precision.load_state_dict(payload.get("grad_scaler", {}))
+    return LoopState(**payload["state"]), payload["rng"]

@@ -8,8 +8,10 @@ from pathlib import Path
 
 from duvae_cli.errors import DuvaeError, UsageError
 from duvae_cli.progress import SILENT, Reporter
+from duvae_cli.train import distributed
 from duvae_cli.train.config import TrainConfig
 from duvae_cli.train.loop import resolve_device, train
+from duvae_cli.train.precision import Precision
 from duvae_cli.train.run import manifest, new_run_dir, point_latest, read_config, write_json
 
 
@@ -37,15 +39,26 @@ def open_training_data(config: TrainConfig, reporter: Reporter = SILENT):
 
 def start_run(config: TrainConfig, runs_root: Path = Path("runs"), run_dir: Path | None = None,
               reporter: Reporter = SILENT) -> Path:
-    path, dataset = open_training_data(config, reporter)
+    """Under torchrun every rank trains; rank 0 alone prepares data first, creates the run
+    directory (its name is then shared) and writes the files."""
+    _check_runnable(config)  # before a run directory exists
+    with distributed.main_first(distributed.world()):
+        path, dataset = open_training_data(config, reporter)
+    run_dir, info = distributed.run_on_main(_create_run, config, runs_root, run_dir, path, dataset, reporter)
+    _train_and_finish(config, dataset, run_dir, info, reporter, resume=False)
+    return run_dir
+
+
+def _create_run(config: TrainConfig, runs_root: Path, run_dir: Path | None, path: Path, dataset,
+                reporter: Reporter) -> tuple[Path, dict]:
     run_dir = new_run_dir(config, runs_root, run_dir)
     write_json(run_dir / "config.json", config.to_dict())
     info = manifest(config, path, dataset.sha256, str(resolve_device(config.device)))
+    info["world_size"] = distributed.world().size  # processes that trained (torchrun), 1 otherwise
     write_json(run_dir / "manifest.json", info)
     point_latest(run_dir)
     reporter.log(f"run directory: {run_dir}")
-    _train_and_finish(config, dataset, run_dir, info, reporter, resume=False)
-    return run_dir
+    return run_dir, info
 
 
 def resume_run(run_dir: Path, epochs: int | None = None, device: str | None = None,
@@ -55,21 +68,34 @@ def resume_run(run_dir: Path, epochs: int | None = None, device: str | None = No
     if not (run_dir / "checkpoints" / "last.pt").exists():
         raise DuvaeError(f"{run_dir}: nothing to resume (no checkpoints/last.pt)")
     changes = {k: v for k, v in (("epochs", epochs), ("device", device)) if v is not None}
+    here = distributed.world()
     if changes:
         config = TrainConfig(**{**config.to_dict(), **changes})
+    _check_runnable(config)
+    if changes and here.is_main:
         write_json(run_dir / "config.json", config.to_dict())
     info = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
-    path, dataset = open_training_data(config, reporter)
+    with distributed.main_first(here):
+        path, dataset = open_training_data(config, reporter)
     if dataset.sha256 != info["data_sha256"]:
         raise DuvaeError(f"{path}: the dataset changed since {run_dir} started (sha256 differs)")
     info.setdefault("resumed_utc", []).append(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    info["world_size"] = here.size
     _train_and_finish(config, dataset, run_dir, info, reporter, resume=True)
     return run_dir
+
+
+def _check_runnable(config: TrainConfig) -> None:
+    """Usage errors that depend on where the run runs: torchrun's limits, --precision vs device."""
+    distributed.check_config(config, distributed.world())
+    Precision(config.precision, resolve_device(config.device))
 
 
 def _train_and_finish(config, dataset, run_dir: Path, info: dict, reporter: Reporter, resume: bool) -> None:
     started = time.monotonic()
     state = train(config, dataset, run_dir, reporter, resume=resume)
+    if not distributed.world().is_main:
+        return
     info.update(finished_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 train_seconds=info.get("train_seconds", 0.0) + time.monotonic() - started,
                 epochs_done=state.epoch, steps=state.step, lr_decays=state.decays,
