@@ -124,12 +124,7 @@ def train(config: TrainConfig, dataset, run_dir: Path, reporter: Reporter = SILE
     steps_per_epoch = len(train_data.plan(config.batch_size, min_size=here.min_batch()))
     from duvae_cli.train.strategies import make_strategy  # it imports train_step from here
 
-    strategy = make_strategy(config, model, optimizer, train_data)
-
-    def step(batch, kl_weight: float):
-        if runner is model and precision.full:
-            return strategy.step(batch, kl_weight, state)
-        return train_step(runner, optimizer, batch, kl_weight, config.clip, precision)  # standard only
+    strategy = make_strategy(config, model, optimizer, train_data, runner, precision)
 
     def save(name: str) -> None:
         rng = distributed.checkpoint_rng(runner)  # every rank's streams (collective under DDP)
@@ -146,7 +141,7 @@ def train(config: TrainConfig, dataset, run_dir: Path, reporter: Reporter = SILE
                 batch = train_data.batch(indices, train=True).to(device)  # global: DDP trains each rank's shard
                 kl_weight = kl_weight_at(config, state.step, steps_per_epoch)
                 started = time.perf_counter()
-                out = step(batch, kl_weight)  # under DDP: rec, kl and loss of the global batch
+                out = strategy.step(batch, kl_weight, state)  # under DDP: rec, kl and loss of the global batch
                 if not torch.isfinite(out.loss):
                     raise NonFiniteLoss(_nan_message(state, out, checkpoints / "last.pt"))
                 state.step += 1

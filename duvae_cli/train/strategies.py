@@ -25,6 +25,7 @@ import torch
 
 from duvae_cli.models.vae import Posterior
 from duvae_cli.train.loop import clip_gradients, train_step
+from duvae_cli.train.precision import FP32
 
 STRATEGIES: dict[str, type["Standard"]] = {}
 SVI_MOMENTUM, SVI_CLIP = 0.5, 5.0  # the reference's refinement optimizer (SA-VAE's OptimN2N)
@@ -39,8 +40,12 @@ def _register(name: str):
     return add
 
 
-def make_strategy(config, model, optimizer, train_data) -> "Standard":
-    return STRATEGIES[config.strategy](config, model, optimizer, train_data)
+def make_strategy(config, model, optimizer, train_data, runner=None, precision=FP32) -> "Standard":
+    """`runner` (the model, or its distributed.DataParallelVAE) and `precision` serve the standard
+    step only: the other strategies run in fp32 on one process (config checks reject the rest)."""
+    strategy = STRATEGIES[config.strategy](config, model, optimizer, train_data)
+    strategy.runner, strategy.precision = runner or model, precision
+    return strategy
 
 
 def decoder_parameters(model) -> list[torch.nn.Parameter]:
@@ -69,9 +74,10 @@ def update(model, optimizer, loss: torch.Tensor, parameters: list, clip: float) 
 class Standard:
     def __init__(self, config, model, optimizer, train_data):
         self.config, self.model, self.optimizer, self.train_data = config, model, optimizer, train_data
+        self.runner, self.precision = model, FP32
 
     def step(self, batch, kl_weight: float, state):
-        return train_step(self.model, self.optimizer, batch, kl_weight, self.config.clip)
+        return train_step(self.runner, self.optimizer, batch, kl_weight, self.config.clip, self.precision)
 
     def end_epoch(self, state, val_mi: float) -> str | None:
         """Epoch-end bookkeeping after validation; returns a line for the log, if any."""
