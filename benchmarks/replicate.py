@@ -168,7 +168,8 @@ def tables(work: Path) -> int:
     """One markdown table per part (mean +- std over seeds), written to WORK/tables/PART.md."""
     (work / "tables").mkdir(parents=True, exist_ok=True)
     for part in PARTS:
-        runs = sorted(p for p in (work / "runs" / part).glob("*") if (p / "probe.csv").exists())
+        runs = sorted(p for p in (work / "runs" / part).glob("*")  # not the `latest` link duvae train makes
+                      if not p.is_symlink() and (p / "probe.csv").exists())
         if runs:
             out = work / "tables" / f"{part}.md"
             subprocess.run(["duvae", "report", *map(str, runs), "--metrics", "iw_nll,elbo_nll,kl,mi,au",
