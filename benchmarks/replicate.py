@@ -2,7 +2,7 @@
 
     python benchmarks/replicate.py synthetic                  # 5 models x 3 seeds, 20 epochs (~40 min)
     python benchmarks/replicate.py short-yelp --epochs 10     # vae beta fb bn du (~1 h per model)
-    python benchmarks/replicate.py omniglot --epochs 2        # vae bn du at --size small
+    python benchmarks/replicate.py omniglot                   # vae bn du at --size small, 4 epochs
     python benchmarks/replicate.py tables                     # the markdown tables of what has run
 
 Every step is a `duvae` command, printed before it runs (copy it to rerun one step by hand). Runs go
@@ -35,7 +35,7 @@ PARTS = {
     "short-yelp": dict(dataset="short-yelp", models=["vae", "du", "bn", "fb", "beta"], epochs=10,
                        probe=[], iw_samples=500, examples=2000,  # probe: the official budgets
                        options={"bn": ["--gamma", "0.5"]}),  # BN-VAE at DU-VAE's gamma: the MI claim
-    "omniglot": dict(dataset="omniglot", models=["vae", "bn", "du"], epochs=2,
+    "omniglot": dict(dataset="omniglot", models=["vae", "bn", "du"], epochs=4,
                      probe=[], iw_samples=100, examples=1000, train=["--size", "small"]),
 }
 
