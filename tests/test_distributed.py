@@ -136,7 +136,7 @@ def _worker(rank: int, port: int, root: Path, jobs: tuple[str, ...]) -> None:
         for job in jobs:
             JOBS[job](root)
     finally:
-        dist.destroy_process_group()
+        distributed.leave()  # together: see its docstring
 
 
 def _free_port() -> int:
