@@ -3,15 +3,13 @@ bit-exact, the plateau rule of the image schedule, and the image presets."""
 
 from __future__ import annotations
 
-import csv
 import math
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
-from interrupting import Interrupt, StopAfter
+from interrupting import Interrupt, StopAfter, assert_same_run
 from test_images_toyrun import write_toy_images
 
 from duvae_cli.data.store import ImageSplit, load_dataset
@@ -93,15 +91,7 @@ def test_resume_on_images_is_bit_exact(toy_images, tmp_path):
         train(config, subset, parts, reporter=StopAfter(5))
     train(config, subset, parts, resume=True)
 
-    def weights(run: Path) -> dict:
-        return torch.load(run / "checkpoints" / "last.pt", weights_only=False)["model"]
-
-    for key, value in weights(whole).items():
-        assert torch.equal(value, weights(parts)[key]), key
-    rows = [list(csv.DictReader((d / "history.csv").open())) for d in (whole, parts)]
-    timing = {"seconds", "sentences_per_s"}
-    assert [{k: v for k, v in r.items() if k not in timing} for r in rows[0]] == \
-           [{k: v for k, v in r.items() if k not in timing} for r in rows[1]]
+    rows = assert_same_run(whole, parts)
     assert rows[0][0]["val_ppl"] == "nan"  # PPL is text-only
 
 
