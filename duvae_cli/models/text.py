@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from duvae_cli.models.lstm import run_lstm
+
 
 class TextBatch(NamedTuple):
     tokens: torch.Tensor  # (B, T) int64
@@ -55,7 +57,7 @@ class LSTMEncoder(nn.Module):
 
     def forward(self, batch: TextBatch) -> tuple[torch.Tensor, ...]:
         """(mean, logvar), (B, D) each; with a context, (mean, logvar, context (B, C))."""
-        states, _ = self.lstm(self.embed(batch.tokens))  # (B, T, H)
+        states, _ = run_lstm(self.lstm, self.embed(batch.tokens))  # (B, T, H)
         # A unidirectional LSTM's state at the last real token ignores the padding after it.
         last = states[torch.arange(len(batch), device=states.device), batch.lengths - 1]  # (B, H)
         return tuple(self.head(last).split(self.sizes, dim=-1))
@@ -82,7 +84,7 @@ class LSTMDecoder(nn.Module):
         if state is None:
             c0 = self.init_state(z).unsqueeze(0)  # (1, N, H)
             state = (torch.tanh(c0), c0)
-        outputs, state = self.lstm(steps, state)
+        outputs, state = run_lstm(self.lstm, steps, state)
         return self.project(self.dropout_out(outputs)), state
 
     def log_prob(self, batch: TextBatch, z: torch.Tensor) -> torch.Tensor:
