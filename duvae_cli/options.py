@@ -50,8 +50,20 @@ class Range:
 
     def describe(self) -> str:
         if self.low is not None and self.high is not None:
-            return f"in {self.text}"
+            return f"must be in {self.text}"
         return f"must be {self.text}"
+
+    def inequality(self) -> str:
+        """'0 <= value < 1', 'value > 0': brackets-free (Rich would read [..] as markup in --help)."""
+        if self.high is None:
+            return f"value {'>=' if self.low_closed else '>'} {_number(self.low)}"
+        low = "" if self.low is None else f"{_number(self.low)} {'<=' if self.low_closed else '<'} "
+        high = "" if self.high is None else f" {'<=' if self.high_closed else '<'} {_number(self.high)}"
+        return f"{low}value{high}"
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
 
 
 @dataclass(frozen=True)
@@ -92,10 +104,10 @@ class Option:
         return self.flag_name if self.flag else self.name
 
     def constraint(self) -> str:
-        """'> 0', 'sgd or adam', ... for the help and the docs."""
+        """'value > 0', 'sgd or adam', ... for the help and the docs."""
         if self.choices:
-            return " | ".join(self.choices)
-        return self.range or ""
+            return either(self.choices)
+        return self.bounds.inequality() if self.bounds is not None else ""
 
     def coerce(self, value: Any, nullable: bool) -> Any:
         """A value from JSON or a flag, checked for type; ints are accepted where floats are expected.

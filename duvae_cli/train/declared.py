@@ -67,7 +67,8 @@ def help_text(option: Option, table: Declared | None = None) -> str:
                               flow_models=", ".join(m.name for m in table.methods if m.base))
     owners = table.variants.get(option.name, {})
     prefix = f"{'/'.join(owners)}: " if owners else ""
-    return f"{prefix}{text} [{'; '.join(filter(None, (option.constraint(), _default(option, owners))))}]"
+    constraint = "" if option.choices else option.constraint()  # choices: the help text names them
+    return f"{prefix}{text} ({'; '.join(filter(None, (constraint, _default(option, owners))))})"
 
 
 def _default(option: Option, owners: dict[str, Option]) -> str:
