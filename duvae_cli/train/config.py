@@ -15,7 +15,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from duvae_cli.errors import UsageError
+from duvae_cli.errors import DuvaeError, UsageError
 from duvae_cli.models.flow import FLOW_MODELS  # noqa: F401  (re-exported: the named flow models)
 from duvae_cli.options import either
 from duvae_cli.train.declared import Declared, declared
@@ -70,12 +70,13 @@ def parse_set(items: list[str]) -> dict:
     return out
 
 
-def typed_values(values: dict, source: str) -> dict:
-    """Check the type of every value (JSON, flags); `source` prefixes the message ("--config f.json: ")."""
+def typed_values(values: dict, source: str, error: type[DuvaeError] = UsageError) -> dict:
+    """Check the type of every value (JSON, flags); `source` prefixes the message ("--config f.json: ").
+    `error`: UsageError (exit 2) for what the user typed, DuvaeError (exit 1) for a run's own file."""
     table = declared()
     unknown = sorted(set(values) - set(table.options))
     if unknown:
-        raise UsageError(f"{source}unknown field(s) {', '.join(unknown)} (a method that is not registered? "
+        raise error(f"{source}unknown field(s) {', '.join(unknown)} (a method that is not registered? "
                          "see DUVAE_METHODS in docs/extending.md)")
     out = {}
     for key, value in values.items():
@@ -83,7 +84,7 @@ def typed_values(values: dict, source: str) -> dict:
         try:
             out[key] = option.coerce(value, table.nullable(key))
         except ValueError as exc:
-            raise UsageError(f"{source}{key if source else option.label}: {exc}") from None
+            raise error(f"{source}{key if source else option.label}: {exc}") from None
     return out
 
 
