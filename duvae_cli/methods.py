@@ -66,4 +66,4 @@ def registered() -> list[Method]:
 
 
 def _first_line(cls) -> str:
-    return (cls.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
+    return " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())

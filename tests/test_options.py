@@ -104,3 +104,25 @@ def test_declarations_are_checked_when_registered():
 def test_library_resolution_refuses_wrong_types():
     with pytest.raises(UsageError, match="--epochs: expected an integer"):
         resolve_config("yelp", "du", {"epochs": 2.5})
+
+
+def test_docs_options_table_is_generated_from_the_declarations():
+    from pathlib import Path
+
+    from duvae_cli.train.options_doc import options_markdown
+
+    path = Path(__file__).resolve().parents[1] / "docs" / "options.md"
+    assert path.read_text(encoding="utf-8") == options_markdown(), (
+        "docs/options.md is stale: python -m duvae_cli.train.options_doc > docs/options.md")
+
+
+@pytest.mark.parametrize("model, values, attribute", [
+    ("du", {"p": 0.6}, "p"), ("beta", {"beta": 0.3}, "beta"), ("fb", {"fb_lambda": 0.2}, "fb_lambda"),
+    ("delta", {"delta": 0.2}, "delta"), ("mae", {"mae_eta": 1.5}, "mae_eta"),
+])
+def test_the_regularizer_gets_its_declared_options_from_the_config(model, values, attribute):
+    from duvae_cli.train.build import build_text_model
+
+    config = resolve_config("yelp", model, {"embed_dim": 4, "hidden_dim": 4, "latent_dim": 2, **values})
+    regularizer = build_text_model(config, 12).regularizer
+    assert getattr(regularizer, attribute) == next(iter(values.values()))

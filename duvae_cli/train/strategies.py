@@ -74,8 +74,10 @@ def update(model, optimizer, loss: torch.Tensor, parameters: list, clip: float) 
 
 @register_strategy("standard")
 class Standard:
-    """One step on the loss of the batch. Subclasses declare their options (always in config.json)
-    and their presets like a regularizer (duvae_cli/options.py)."""
+    """One step on the loss of the batch.
+
+    Subclasses declare their options (always in config.json) and their presets like a regularizer
+    (duvae_cli/options.py)."""
 
     options: tuple[Option, ...] = ()
     presets: dict[str, dict] = {}
