@@ -15,11 +15,13 @@ The whole method is this file. Given the encoder's raw posterior (mean, log-vari
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
 
-from duvae_cli.models.regularizers import BatchNormMeans, Regularizer, register
+from duvae_cli.models.regularizers import BN_EPS, GAMMA, BatchNormMeans, Regularizer, register
+from duvae_cli.options import Option
 
 ALPHA = 1.0 / (2 * math.pi * math.e)  # variance with zero differential entropy
 
@@ -29,6 +31,22 @@ class DU(Regularizer):
     """DU-VAE: `gamma` = target RMS of the BN scales, `p` = keep probability of the variance dropout."""
 
     uses_batch_norm = True
+    options = (
+        dataclasses.replace(GAMMA, default=0.5),
+        Option("p", float, 0.8, "Keep probability of the variance dropout.", range="(0, 1]"),
+        Option("alpha_scale", float, 1.0, "Variance floor = alpha_scale / (2 pi e).", range=">= 0",
+               flag=False, always=True),
+        Option("dropout_during_warmup", bool, False, "Variance dropout from step 0 (Algorithm 1) instead "
+               "of from the end of the KL warm-up (the reference code).", flag=False, always=True),
+        BN_EPS,
+    )
+    # (gamma, p) of the paper (reference-spec §3.3); synthetic: the reference's synthetic DU runs.
+    presets = {
+        "yahoo": dict(gamma=0.6, p=0.8), "yelp": dict(gamma=0.5, p=0.8),
+        "short-yelp": dict(gamma=0.5, p=0.8),  # the Table 2 classification model
+        "synthetic": dict(gamma=1.0, p=0.5),  # gamma1.00, drop0.50 in the reference's run names
+        "omniglot": dict(gamma=0.5, p=0.9), "mnist": dict(gamma=0.5, p=0.9),
+    }
 
     def __init__(self, latent_dim: int, gamma: float = 0.5, p: float = 0.8, alpha_scale: float = 1.0,
                  dropout_during_warmup: bool = False, bn_eps: float = 1e-5):

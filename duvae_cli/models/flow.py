@@ -21,10 +21,14 @@ KL, log q_d - log N(zT_d; 0, 1), is what free bits clamps (`fb` on a flow).
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from duvae_cli.options import Option, check_declarations
 
 GATE_BIAS = 2.0  # sigmoid(2) = 0.88: every block starts close to the identity
 
@@ -93,6 +97,11 @@ class IAF(nn.Module):
     """`depth` IAF blocks with a dimension reversal after each; MADE hidden size = width x latent_dim
     (the reference's default width 2 gives 64 units at latent 32; its README examples use 60)."""
 
+    options = (Option("flow_depth", int, 2, "Number of IAF blocks.", range=">= 1", always=True),
+               Option("flow_width", int, 2, "MADE hidden units = width x latent dim.", range=">= 1",
+                      always=True))
+    presets: dict[str, dict] = {}
+
     def __init__(self, latent_dim: int, depth: int = 2, width: int = 2):
         super().__init__()
         if depth < 1 or width < 1:
@@ -113,6 +122,34 @@ class IAF(nn.Module):
 
 FLOWS: dict[str, type[IAF]] = {"iaf": IAF}
 NO_FLOW = "none"
+check_declarations(IAF.options, "flow iaf")
+
+
+@dataclass(frozen=True)
+class FlowModel:
+    """A named model = a registered regularizer under an IAF posterior. `presets`: dataset (or "*")
+    -> config values when the model is chosen; the regularizer's own presets do not apply."""
+
+    regularizer: str
+    presets: dict = field(default_factory=dict)
+    help: str = ""
+
+
+# The paper's values per dataset (reference-spec §2.6, §3.3, §4; yahoo / yelp / omniglot); the "*"
+# ones are yelp's, which short-yelp, yelp-sentiment, ptb and synthetic take too. On synthetic
+# (latent 2) a width of 32 gives the reference runs' 64 MADE units (width 2 x latent 32).
+_SYNTHETIC_WIDTH = dict(flow_width=32)
+FLOW_MODELS: dict[str, FlowModel] = {
+    "iaf-fb": FlowModel("fb", {"*": dict(flow="iaf", fb_lambda=0.25), "yahoo": dict(fb_lambda=0.15),
+                               "omniglot": dict(fb_lambda=0.15), "synthetic": _SYNTHETIC_WIDTH},
+                        "free bits under an IAF posterior."),
+    "iaf-bn": FlowModel("bn", {"*": dict(flow="iaf", gamma=0.7), "yahoo": dict(gamma=0.6),
+                               "omniglot": dict(gamma=0.5), "synthetic": _SYNTHETIC_WIDTH},
+                        "BN-VAE under an IAF posterior."),
+    "du-iaf": FlowModel("du", {"*": dict(flow="iaf", gamma=0.6, p=0.7), "yahoo": dict(gamma=0.7, p=0.7),
+                               "omniglot": dict(gamma=0.5, p=0.85), "synthetic": _SYNTHETIC_WIDTH},
+                        "DU-VAE under an IAF posterior."),
+}
 
 
 def build_flow(name: str, latent_dim: int, depth: int = 2, width: int = 2) -> IAF | None:

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from duvae_cli.models.regularizers import Regularizer, register
+from duvae_cli.options import Option
 
 _TINY_VARIANCE = 1e-20  # sqrt's gradient is infinite at 0: identical posteriors give std 1e-10, grad 0
 
@@ -54,6 +55,12 @@ def pair_spread(pairs: torch.Tensor) -> torch.Tensor:
 @register("mae")
 class MAE(Regularizer):
     """MAE: `mae_eta` weights the diversity term, `mae_gamma` the smoothness term (design.md §2)."""
+
+    options = (Option("mae_eta", float, 1.0, "Weight of the diversity term.", range=">= 0"),
+               Option("mae_gamma", float, 0.2, "Weight of the smoothness term.", range=">= 0"))
+    # (eta, gamma_s) of the paper (reference-spec §4); short-yelp = the paper's Yelp classification model
+    presets = {"yahoo": dict(mae_eta=1.0), "yelp": dict(mae_eta=2.0), "short-yelp": dict(mae_eta=2.0),
+               "omniglot": dict(mae_eta=0.5), "mnist": dict(mae_eta=0.5)}
 
     def __init__(self, latent_dim: int, mae_eta: float = 1.0, mae_gamma: float = 0.2):
         super().__init__()

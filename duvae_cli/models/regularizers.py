@@ -7,6 +7,10 @@ A regularizer has two hooks, and the VAE calls them in one place (`vae.py`):
   loss (beta, free bits); the default is the plain sum.
 
 `after_step()` runs after every optimizer step (DU rescales its BN scales there).
+
+Each regularizer declares its options next to its code (`options`: name, type, default, help, range;
+`presets`: the paper's values per dataset, "*" for every dataset); the config, the `duvae train`
+flags, validation and the docs are derived from them (duvae_cli/options.py, docs/extending.md).
 """
 
 from __future__ import annotations
@@ -17,11 +21,14 @@ import math
 import torch
 from torch import nn
 
+from duvae_cli.options import Option, check_declarations
+
 REGULARIZERS: dict[str, type["Regularizer"]] = {}
 
 
 def register(name: str):
     def add(cls):
+        check_declarations(cls.options, f"regularizer {name}")
         cls.name = name
         REGULARIZERS[name] = cls
         return cls
@@ -41,6 +48,8 @@ def build_regularizer(name: str, latent_dim: int, **options) -> "Regularizer":
 class Regularizer(nn.Module):
     name = "base"
     uses_batch_norm = False  # encoders of BN-style models keep PyTorch's default initialisation
+    options: tuple[Option, ...] = ()  # constructor keyword arguments, one config field each
+    presets: dict[str, dict] = {}  # dataset (or "*": every dataset) -> config values when chosen
 
     def posterior(self, mean: torch.Tensor, logvar: torch.Tensor, kl_weight: float):
         return mean, logvar
@@ -69,6 +78,9 @@ class Plain(Regularizer):
 class Beta(Regularizer):
     """beta-VAE: the KL term weighted by a constant beta (presets switch annealing off)."""
 
+    options = (Option("beta", float, 0.4, "Constant KL weight.", range=">= 0"),)
+    presets = {"*": dict(kl_start=1.0, warm_up=0.0), "omniglot": dict(beta=0.8), "mnist": dict(beta=0.8)}
+
     def __init__(self, latent_dim: int, beta: float = 0.4):
         super().__init__()
         self.beta = beta
@@ -81,6 +93,8 @@ class Beta(Regularizer):
 class FreeBits(Regularizer):
     """Free bits (Kingma et al. 2016): in training, each dimension's batch-mean KL is clamped from
     below at lambda, and sum_d max(lambda, mean_batch KL_d) is every example's KL term."""
+
+    options = (Option("fb_lambda", float, 0.1, "Per-dimension KL floor (nats).", range=">= 0"),)
 
     def __init__(self, latent_dim: int, fb_lambda: float = 0.1):
         super().__init__()
@@ -114,6 +128,8 @@ class Delta(Regularizer):
     """delta-VAE (Razavi et al. 2019) as parameterised in BN-VAE's code: sigma is squashed into
     [sigma_l, sigma_u] and mu chosen so every dimension's KL = delta + relu(raw_mu) / 2 >= delta."""
 
+    options = (Option("delta", float, 0.1, "Per-dimension minimum KL (nats).", range="> 0"),)
+
     def __init__(self, latent_dim: int, delta: float = 0.1):
         super().__init__()
         if delta <= 0:
@@ -127,6 +143,10 @@ class Delta(Regularizer):
         # 0.5 (mu^2 + s^2 - log s^2 - 1) = delta + relu(raw)/2 (+ 5e-7 for a finite sqrt gradient)
         mean = torch.sqrt(2 * self.delta + 1 + logvar - sigma.pow(2) + torch.relu(mean) + 1e-6)
         return mean, logvar
+
+
+GAMMA = Option("gamma", float, 0.6, "Scale (RMS) of the BN on the means.", range="> 0")
+BN_EPS = Option("bn_eps", float, 1e-5, "BatchNorm epsilon.", range="> 0", flag=False, always=True)
 
 
 class BatchNormMeans(nn.Module):
@@ -161,6 +181,8 @@ class BN(Regularizer):
     """BN-VAE (Zhu et al. 2020): BN on the means with every scale frozen at gamma, shift learnable."""
 
     uses_batch_norm = True
+    options = (GAMMA, BN_EPS)
+    presets = {"omniglot": dict(gamma=0.5), "mnist": dict(gamma=0.5)}
 
     def __init__(self, latent_dim: int, gamma: float = 0.6, bn_eps: float = 1e-5):
         super().__init__()

@@ -29,12 +29,9 @@ def build_image_model(config: TrainConfig) -> VAE:
 
 
 def _regularizer(config: TrainConfig):
-    return build_regularizer(
-        regularizer_name(config.model), config.latent_dim, gamma=config.gamma, p=config.p, beta=config.beta,
-        fb_lambda=config.fb_lambda, delta=config.delta, mae_eta=config.mae_eta, mae_gamma=config.mae_gamma,
-        alpha_scale=config.alpha_scale,
-        dropout_during_warmup=config.dropout_during_warmup, bn_eps=config.bn_eps,
-    )
+    """The model's regularizer, given the config's values of the options its constructor takes."""
+    values = {k: v for k, v in config.to_dict().items() if k != "latent_dim"}
+    return build_regularizer(regularizer_name(config.model), config.latent_dim, **values)
 
 
 def build_text_model(config: TrainConfig, vocab_size: int) -> VAE:

@@ -1,7 +1,11 @@
-"""Training configuration: one frozen dataclass, per-dataset presets with the paper's settings.
+"""Training configuration: one frozen dataclass whose fields are the declared options.
 
-Resolution order (later wins): defaults < dataset preset < (dataset, model) preset < `--config`
-file < `--set key=value` < explicit flags. The resolved config is saved as `config.json` in the run.
+The fields are the general ones (train/general.py) and those every registered method declares next
+to its code (train/declared.py); nothing is listed twice. Resolution order (later wins): defaults <
+dataset preset < presets of the chosen model, flow and strategy < `--config` file < `--set
+key=value` < explicit flags. Every value is type-checked where it comes from and the whole resolved
+config is range-checked before anything is written (one line naming the option, exit 2). The
+resolved config is saved flat as `config.json` in the run (docs/runs.md).
 """
 
 from __future__ import annotations
@@ -9,166 +13,79 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
-from duvae_cli.errors import UsageError
+from duvae_cli.errors import DuvaeError, UsageError
+from duvae_cli.models.flow import FLOW_MODELS  # noqa: F401  (re-exported: the named flow models)
+from duvae_cli.options import either
+from duvae_cli.train.declared import Declared, declared
+from duvae_cli.train.general import DATASET_PRESETS
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    dataset: str = "synthetic"
-    model: str = "du"  # a key of duvae_cli.models.REGULARIZERS or of FLOW_MODELS
-    # architecture (text: LSTM sizes; encoder and decoder share hidden_dim)
-    embed_dim: int = 512
-    hidden_dim: int = 1024
-    latent_dim: int = 32
-    dropout_in: float = 0.5
-    dropout_out: float = 0.5
-    size: str = "paper"  # image networks: "paper" or "small" (models/images.py); text: "paper" only
-    # regularizer options (None = the regularizer's own default)
-    gamma: float | None = None
-    p: float | None = None  # DU keep probability
-    beta: float | None = None
-    fb_lambda: float | None = None
-    delta: float | None = None
-    mae_eta: float | None = None  # MAE diversity weight
-    mae_gamma: float | None = None  # MAE smoothness weight
-    alpha_scale: float = 1.0  # DU variance floor = alpha_scale / (2 pi e)
-    dropout_during_warmup: bool = False  # DU: reference code keeps variance dropout off in warm-up
-    bn_eps: float = 1e-5
-    # posterior flow (models/flow.py): "none" or "iaf"; MADE hidden units = flow_width x latent_dim
-    flow: str = "none"
-    flow_depth: int = 2
-    flow_width: int = 2
-    # schedule (design.md §2)
-    epochs: int = 100
-    batch_size: int = 32
-    optimizer: str = "sgd"
-    lr: float = 1.0
-    clip: float = 5.0
-    kl_start: float = 0.0
-    warm_up: float = 10.0  # epochs for the KL weight to reach 1
-    patience: int = 5  # epochs without improvement before the lr is halved
-    decay_from_epoch: int = 15  # plateau halving only from this epoch on (text; images 0)
-    plateau_reference: str = "last"  # worse than: "last" non-worse loss (text) or "best" so far (images)
-    lr_decay: float = 0.5
-    max_decays: int = 5
-    # training strategy (train/strategies.py): "standard", "aggressive" (Agg-VAE) or "savi" (SA-VAE)
-    strategy: str = "standard"
-    agg_max_inner: int = 99  # aggressive: most encoder updates per batch (He et al.: sub_iter 1..99)
-    agg_window: int = 15  # aggressive: inner steps per loss window (text 15, images 10)
-    svi_steps: int = 10  # savi: refinement steps K (He et al.'s setting; Kim et al. use 20)
-    svi_lr: float = 1.0  # savi: refinement learning rate (SGD, momentum 0.5)
-    # bookkeeping
-    seed: int = 783435
-    device: str = "auto"
-    checkpoint_every: int = 0  # also save last.pt every N steps (0: only at epoch ends)
-    precision: str = "fp32"  # fp32, bf16 (autocast, CPU or CUDA) or fp16 (CUDA, loss scaling)
-    eval_batch_size: int = 128
-    data_root: str = "data"
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    def short_hash(self) -> str:
-        payload = json.dumps(self.to_dict(), sort_keys=True).encode()
-        return hashlib.sha256(payload).hexdigest()[:8]
+def _to_dict(self) -> dict:
+    return dataclasses.asdict(self)
 
 
-# Paper sizes (reference-spec §2.1); ptb: the yahoo/yelp size, the usual choice for PTB text VAEs.
-_TEXT_SMALL = dict(embed_dim=128, hidden_dim=512, latent_dim=32)
-_TEXT_LARGE = dict(embed_dim=512, hidden_dim=1024, latent_dim=32)
-DATASET_PRESETS: dict[str, dict] = {
-    "synthetic": dict(embed_dim=50, hidden_dim=50, latent_dim=2, epochs=20),
-    "short-yelp": dict(_TEXT_SMALL, epochs=100),
-    "yelp-sentiment": dict(_TEXT_SMALL, epochs=100),
-    "yahoo": dict(_TEXT_LARGE, epochs=100),
-    "yelp": dict(_TEXT_LARGE, epochs=150),
-    "ptb": dict(_TEXT_LARGE, epochs=100),
-}
-# Images (reference-spec §3.2): Adam 1e-3, batch 50, patience 20 against the best loss, no epoch gate.
-_IMAGES = dict(latent_dim=32, batch_size=50, optimizer="adam", lr=1e-3, patience=20, decay_from_epoch=0,
-               plateau_reference="best", epochs=500, agg_window=10)
-DATASET_PRESETS.update({"omniglot": dict(_IMAGES), "mnist": dict(_IMAGES)})
+def _short_hash(self) -> str:
+    payload = json.dumps(self.to_dict(), sort_keys=True).encode()
+    return hashlib.sha256(payload).hexdigest()[:8]
 
-# The paper's hyper-parameters (reference-spec §3.3-4): (gamma, p) for DU, gamma for BN, etc.
-# beta-VAE uses a constant weight: annealing off.
-_BETA = dict(kl_start=1.0, warm_up=0.0)
-MODEL_PRESETS: dict[tuple[str, str], dict] = {
-    ("yahoo", "du"): dict(gamma=0.6, p=0.8),
-    ("yelp", "du"): dict(gamma=0.5, p=0.8),
-    ("short-yelp", "du"): dict(gamma=0.5, p=0.8),  # the Table 2 classification model
-    ("synthetic", "du"): dict(gamma=1.0, p=0.5),  # the reference's synthetic DU runs (gamma1.00, drop0.50)
-    ("yahoo", "bn"): dict(gamma=0.6),
-    ("yelp", "bn"): dict(gamma=0.6),
-    ("short-yelp", "bn"): dict(gamma=0.6),
-    ("synthetic", "bn"): dict(gamma=0.6),
-    ("yahoo", "beta"): dict(_BETA, beta=0.4),
-    ("yelp", "beta"): dict(_BETA, beta=0.4),
-    ("short-yelp", "beta"): dict(_BETA, beta=0.4),
-    ("synthetic", "beta"): dict(_BETA, beta=0.4),
-    # MAE: (diversity, smoothness) weights; short-yelp = the paper's Yelp classification model
-    ("yahoo", "mae"): dict(mae_eta=1.0, mae_gamma=0.2),
-    ("yelp", "mae"): dict(mae_eta=2.0, mae_gamma=0.2),
-    ("short-yelp", "mae"): dict(mae_eta=2.0, mae_gamma=0.2),
-    ("synthetic", "mae"): dict(mae_eta=1.0, mae_gamma=0.2),
-    **{(name, model): values for name in ("omniglot", "mnist") for model, values in (
-        ("du", dict(gamma=0.5, p=0.9)), ("bn", dict(gamma=0.5)), ("beta", dict(_BETA, beta=0.8)),
-        ("mae", dict(mae_eta=0.5, mae_gamma=0.2)))},
-}
-MODEL_DEFAULTS: dict[str, dict] = {
-    "du": dict(gamma=0.5, p=0.8), "bn": dict(gamma=0.6), "beta": dict(_BETA, beta=0.4),
-    "fb": dict(fb_lambda=0.1), "delta": dict(delta=0.1), "mae": dict(mae_eta=1.0, mae_gamma=0.2),
-}
 
-# Named flow models (reference-spec §2.6, §3.3, §4): the user-facing name -> the regularizer under an
-# IAF posterior; `config.model` keeps the name, `build_regularizer` gets the regularizer.
-FLOW_MODELS: dict[str, str] = {"iaf-fb": "fb", "iaf-bn": "bn", "du-iaf": "du"}
-# The paper's values per dataset (yahoo / yelp / omniglot); the defaults are the yelp ones, which
-# short-yelp, yelp-sentiment, ptb and synthetic take too. On synthetic (latent 2) a width of 32 gives
-# the reference runs' 64 MADE units (width 2 x latent 32).
-MODEL_DEFAULTS.update({"iaf-fb": dict(flow="iaf", fb_lambda=0.25), "iaf-bn": dict(flow="iaf", gamma=0.7),
-                       "du-iaf": dict(flow="iaf", gamma=0.6, p=0.7)})
-MODEL_PRESETS.update({
-    ("yahoo", "iaf-fb"): dict(fb_lambda=0.15), ("omniglot", "iaf-fb"): dict(fb_lambda=0.15),
-    ("yahoo", "iaf-bn"): dict(gamma=0.6), ("omniglot", "iaf-bn"): dict(gamma=0.5),
-    ("yahoo", "du-iaf"): dict(gamma=0.7, p=0.7), ("omniglot", "du-iaf"): dict(gamma=0.5, p=0.85),
-    **{("synthetic", name): dict(flow_width=32) for name in FLOW_MODELS},
-})
+def _config_class(table: Declared) -> type:
+    """A frozen dataclass: general fields at their defaults; a method's `always` options at their
+    default; its other options None (filled with the chosen method's default by `resolve_config`)."""
+    fields = [(name, (option.type | None) if table.nullable(name) else option.type,
+               dataclasses.field(default=None if table.nullable(name) else option.default))
+              for name, option in table.options.items()]
+    cls = dataclasses.make_dataclass(
+        "TrainConfig", fields, frozen=True,
+        namespace={"to_dict": _to_dict, "short_hash": _short_hash,
+                   "__doc__": "The resolved training options (one field per declared option)."})
+    cls.__module__ = __name__  # pickles and prints as duvae_cli.train.config.TrainConfig
+    return cls
+
+
+TrainConfig = _config_class(declared())
 
 
 def regularizer_name(model: str) -> str:
     """The registered regularizer of a model name: itself, or the one under a named flow model."""
-    return FLOW_MODELS.get(model, model)
+    method = declared().method("model", model)
+    return method.base or model if method is not None else model
 
 
 def parse_set(items: list[str]) -> dict:
     """`key=value` strings (from `--set`) to a dict with values typed like the config field."""
-    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    table = declared()
     out = {}
     for item in items:
         key, sep, raw = item.partition("=")
         key = key.strip().replace("-", "_")
-        if not sep or key not in fields:
-            raise UsageError(f"--set {item!r}: expected key=value with key one of: {', '.join(fields)}")
-        out[key] = _coerce(key, raw.strip(), TrainConfig.__dataclass_fields__[key].default)
+        if not sep or key not in table.options:
+            raise UsageError(f"--set {item!r}: expected key=value with key one of: {', '.join(table.options)}")
+        try:
+            out[key] = table.options[key].parse(raw, table.nullable(key))
+        except ValueError as exc:
+            raise UsageError(f"--set {key}={raw.strip()}: {exc}") from None
     return out
 
 
-def _coerce(key: str, raw: str, default):
-    try:
-        if isinstance(default, bool):
-            if raw.lower() not in ("true", "false", "1", "0"):
-                raise ValueError(raw)
-            return raw.lower() in ("true", "1")
-        if isinstance(default, int):
-            return int(raw)
-        if isinstance(default, float) or default is None:
-            return None if raw.lower() == "none" else float(raw)
-        return raw
-    except ValueError:
-        raise UsageError(f"--set {key}={raw}: not a valid {type(default).__name__}") from None
+def typed_values(values: dict, source: str, error: type[DuvaeError] = UsageError) -> dict:
+    """Check the type of every value (JSON, flags); `source` prefixes the message ("--config f.json: ").
+    `error`: UsageError (exit 2) for what the user typed, DuvaeError (exit 1) for a run's own file."""
+    table = declared()
+    unknown = sorted(set(values) - set(table.options))
+    if unknown:
+        raise error(f"{source}unknown field(s) {', '.join(unknown)} (a method that is not registered? "
+                         "see DUVAE_METHODS in docs/extending.md)")
+    out = {}
+    for key, value in values.items():
+        option = table.options[key]
+        try:
+            out[key] = option.coerce(value, table.nullable(key))
+        except ValueError as exc:
+            raise error(f"{source}{key if source else option.label}: {exc}") from None
+    return out
 
 
 def load_config_file(path: Path) -> dict:
@@ -180,83 +97,84 @@ def load_config_file(path: Path) -> dict:
         raise UsageError(f"--config {path}: not valid JSON ({exc})") from None
     if not isinstance(data, dict):
         raise UsageError(f"--config {path}: expected a JSON object of config fields")
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise UsageError(f"--config {path}: unknown field(s) {', '.join(unknown)}")
-    return data
+    return typed_values(data, f"--config {path}: ")
 
 
 def resolve_config(dataset: str, model: str, flags: dict | None = None, config_file: Path | None = None,
                    sets: list[str] | None = None) -> TrainConfig:
     """Apply presets, then the config file, then `--set`, then explicit flags (None = unset)."""
-    from duvae_cli.models import REGULARIZERS
-
-    file_values = load_config_file(config_file) if config_file else {}
-    dataset = (flags or {}).get("dataset") or file_values.get("dataset") or dataset
-    model = (flags or {}).get("model") or file_values.get("model") or model
-    if model not in REGULARIZERS and model not in FLOW_MODELS:
-        raise UsageError(f"--model {model!r}: choose one of: {', '.join([*REGULARIZERS, *FLOW_MODELS])}")
-    values: dict = {}
-    values.update(DATASET_PRESETS.get(dataset, {}))
-    values.update(MODEL_DEFAULTS.get(model, {}))
-    values.update(MODEL_PRESETS.get((dataset, model), {}))
-    values.update(file_values)
-    values.update(parse_set(sets or []))
-    values.update({k: v for k, v in (flags or {}).items() if v is not None})
+    table = declared()
+    explicit = load_config_file(config_file) if config_file else {}
+    explicit.update(parse_set(sets or []))
+    explicit.update(typed_values({k: v for k, v in (flags or {}).items() if v is not None}, ""))
+    dataset, model = explicit.get("dataset") or dataset, explicit.get("model") or model
+    if table.method("model", model) is None:
+        raise UsageError(f"--model {model!r}: choose one of: {', '.join(table.names('model'))}")
+    values = preset_values(table, dataset, model, explicit)
+    values.update(explicit)
     values.update(dataset=dataset, model=model)
     config = TrainConfig(**values)
-    _validate(config)
+    validate(config)
     return config
 
 
-def _strategy_checks(c: TrainConfig) -> list[tuple[bool, str]]:
-    """The training strategy's options and the MAE weights (train/strategies.py, models/mae.py)."""
-    from duvae_cli.train.strategies import STRATEGIES
+def preset_values(table: Declared, dataset: str, model: str, explicit: dict) -> dict:
+    """The values before the user's: the dataset preset; the presets of every method's `always`
+    options (they are in every config.json); the chosen model's option defaults and presets; then
+    those of the chosen flow and strategy. A method's presets: "*" (every dataset), then `dataset`."""
+    values = dict(DATASET_PRESETS.get(dataset, {}))
+    for method in table.methods:
+        own = {o.name for o in method.options if o.always}
+        for scope in ("*", dataset):
+            values.update({k: v for k, v in method.presets.get(scope, {}).items() if k in own})
+    chosen = table.method("model", model)
+    base = table.method("model", chosen.base) if chosen.base else chosen
+    values.update({o.name: o.default for o in base.options if not o.always})
+    _apply_presets(values, chosen, dataset)
+    for kind in ("flow", "strategy"):
+        name = explicit.get(kind, values.get(kind, table.options[kind].default))
+        method = table.method(kind, name)
+        if method is not None:
+            values.update({o.name: o.default for o in method.options if not o.always})
+            _apply_presets(values, method, dataset)
+    return values
 
-    return [
-        (c.strategy in STRATEGIES, f"--strategy {c.strategy!r}: choose one of: {', '.join(STRATEGIES)}"),
-        (c.strategy != "savi" or c.flow == "none",
-         f"--strategy savi refines a Gaussian posterior; it does not support --model {c.model} with an IAF "
-         "posterior"),
-        (c.strategy == "standard" or c.precision == "fp32",
-         f"--strategy {c.strategy} runs in fp32 only; drop --precision {c.precision}"),
-        (c.svi_steps >= 1, f"--svi-steps {c.svi_steps}: must be >= 1"),
-        (c.svi_lr > 0, f"--svi-lr {c.svi_lr}: must be > 0"),
-        (c.agg_max_inner >= 1, f"agg_max_inner {c.agg_max_inner}: must be >= 1"),
-        (c.agg_window >= 1, f"agg_window {c.agg_window}: must be >= 1"),
-        (c.mae_eta is None or c.mae_eta >= 0, f"--mae-eta {c.mae_eta}: must be >= 0"),
-        (c.mae_gamma is None or c.mae_gamma >= 0, f"--mae-gamma {c.mae_gamma}: must be >= 0"),
-    ]
+
+def _apply_presets(values: dict, method, dataset: str) -> None:
+    for scope in ("*", dataset):
+        values.update(method.presets.get(scope, {}))
 
 
-def _validate(c: TrainConfig) -> None:
-    from duvae_cli.models.flow import FLOWS, NO_FLOW
-
-    checks = [
-        (c.p is None or 0 < c.p <= 1, f"--p {c.p}: the keep probability must be in (0, 1]"),
-        (c.gamma is None or c.gamma > 0, f"--gamma {c.gamma}: must be > 0"),
-        (c.batch_size >= 2, f"--batch-size {c.batch_size}: must be >= 2 (BatchNorm needs 2 examples)"),
-        (c.epochs >= 1, f"--epochs {c.epochs}: must be >= 1"),
-        (c.lr > 0, f"--lr {c.lr}: must be > 0"),
-        (0 <= c.kl_start <= 1, f"--kl-start {c.kl_start}: must be in [0, 1]"),
-        (c.warm_up >= 0, f"--warm-up {c.warm_up}: must be >= 0"),
-        (c.latent_dim >= 1, f"--latent-dim {c.latent_dim}: must be >= 1"),
-        (c.optimizer in ("sgd", "adam"), f"optimizer {c.optimizer!r}: choose sgd or adam"),
-        (c.size in ("paper", "small"), f"--size {c.size!r}: choose paper or small"),
-        (c.plateau_reference in ("last", "best"),
-         f"plateau_reference {c.plateau_reference!r}: choose last or best"),
-        (c.flow == NO_FLOW or c.flow in FLOWS, f"--flow {c.flow!r}: choose {NO_FLOW} or {', '.join(FLOWS)}"),
-        (c.model not in FLOW_MODELS or c.flow == "iaf",
-         f"--model {c.model} is {FLOW_MODELS.get(c.model)} with an IAF posterior; --flow {c.flow} "
-         f"contradicts it (use --model {FLOW_MODELS.get(c.model)})"),
-        (c.flow_depth >= 1, f"--flow-depth {c.flow_depth}: must be >= 1"),
-        (c.flow_width >= 1, f"--flow-width {c.flow_width}: must be >= 1"),
-        (c.device in ("auto", "cpu", "cuda") or c.device.startswith("cuda:"),
-         f"--device {c.device!r}: choose auto, cpu or cuda"),
-        *_strategy_checks(c),
-        (c.precision in ("fp32", "bf16", "fp16"), f"--precision {c.precision!r}: choose fp32, bf16 or fp16"),
-    ]
-    for ok, message in checks:
+def validate(config: TrainConfig) -> None:
+    """Types and ranges of every field, then the rules that tie fields together. Raises UsageError."""
+    table = declared()
+    typed_values(config.to_dict(), "")
+    for name, option in table.options.items():
+        value = getattr(config, name)
+        reason = option.problem(value)
+        if reason:
+            raise UsageError(f"{option.label} {value!r}: {reason}" if isinstance(value, str)
+                             else f"{option.label} {value}: {reason}")
+    for ok, message in _cross_checks(config, table):
         if not ok:
             raise UsageError(message)
+
+
+def _cross_checks(c: TrainConfig, table: Declared) -> list[tuple[bool, str]]:
+    from duvae_cli.train.strategies import STRATEGIES
+
+    flows = ["none", *table.names("flow")]
+    alias = table.method("model", c.model)
+    strategy = STRATEGIES.get(c.strategy)
+    return [
+        (c.flow in flows, f"--flow {c.flow!r}: choose {either(flows)}"),
+        (not alias.base or c.flow != "none",
+         f"--model {c.model} is {alias.base} with an IAF posterior; --flow {c.flow} contradicts it "
+         f"(use --model {alias.base})"),
+        (strategy is not None, f"--strategy {c.strategy!r}: choose one of: {', '.join(table.names('strategy'))}"),
+        (strategy is None or strategy.mixed_precision or c.precision == "fp32",
+         f"--strategy {c.strategy} runs in fp32 only; drop --precision {c.precision}"),
+        (strategy is None or strategy.check(c) is None, strategy and strategy.check(c)),
+        (c.device in ("auto", "cpu", "cuda") or (c.device.startswith("cuda:") and c.device[5:].isdigit()),
+         f"--device {c.device!r}: choose auto, cpu, cuda or cuda:N"),
+    ]

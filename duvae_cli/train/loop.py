@@ -32,6 +32,8 @@ from duvae_cli.train.config import TrainConfig
 from duvae_cli.train.history import write_history
 from duvae_cli.train.precision import FP32, Precision
 from duvae_cli.train.run import load_checkpoint, save_checkpoint
+from duvae_cli.train.step import clip_gradients, train_step  # noqa: F401  (re-exported: tests, benchmarks)
+from duvae_cli.train.strategies import make_strategy
 from duvae_cli.train.validate import validate
 
 
@@ -71,32 +73,6 @@ def make_optimizer(config: TrainConfig, model: torch.nn.Module, lr: float) -> to
     return torch.optim.SGD(params, lr=lr)  # momentum 0, as the reference
 
 
-def train_step(model, optimizer, batch, kl_weight: float, clip: float, precision: Precision = FP32):
-    """One update; a non-finite loss leaves the model untouched (the caller stops the run).
-    `model` may be a distributed.DataParallelVAE; `precision` autocasts the forward pass."""
-    with precision.autocast():
-        out = model(batch, kl_weight)
-    if torch.isfinite(out.loss):
-        optimizer.zero_grad(set_to_none=True)
-        precision.backward(out.loss)
-        precision.unscale(optimizer)
-        clip_gradients(model.parameters(), clip)
-        precision.step(optimizer)
-        model.after_step()
-    return out
-
-
-def clip_gradients(parameters, max_norm: float) -> float:
-    """torch.nn.utils.clip_grad_norm_, bit for bit, but without the pass over every gradient that
-    multiplies by exactly 1.0 when the norm is already within bounds (most steps)."""
-    grads = [p.grad for p in parameters if p.grad is not None]
-    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
-    coefficient = max_norm / (float(norm) + 1e-6)
-    if coefficient < 1.0:
-        torch._foreach_mul_(grads, coefficient)
-    return float(norm)
-
-
 def kl_weight_at(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
     """Linear annealing from kl_start to 1 over `warm_up` epochs, per step (the weight of step+1)."""
     if config.warm_up <= 0 or config.kl_start >= 1:
@@ -122,8 +98,6 @@ def train(config: TrainConfig, dataset, run_dir: Path, reporter: Reporter = SILE
     runner = distributed.replicate(model, here, config, rng, state.step)  # DDP, or the model itself
     train_data, valid_data = batches_for(dataset.splits["train"]), batches_for(dataset.splits["valid"])
     steps_per_epoch = len(train_data.plan(config.batch_size, min_size=here.min_batch()))
-    from duvae_cli.train.strategies import make_strategy  # it imports train_step from here
-
     strategy = make_strategy(config, model, optimizer, train_data, runner, precision)
 
     def save(name: str) -> None:

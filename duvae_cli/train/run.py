@@ -20,7 +20,7 @@ import torch
 from duvae_cli import __version__
 from duvae_cli.errors import DuvaeError
 from duvae_cli.io import atomic_path, atomic_write_text, sha256_file
-from duvae_cli.train.config import TrainConfig
+from duvae_cli.train.config import TrainConfig, typed_values
 
 
 def new_run_dir(config: TrainConfig, root: Path = Path("runs"), name: Path | None = None) -> Path:
@@ -91,7 +91,15 @@ def read_config(run_dir: Path) -> TrainConfig:
     path = run_dir / "config.json"
     if not path.exists():
         raise DuvaeError(f"{run_dir}: not a duvae run directory (no config.json)")
-    return TrainConfig(**json.loads(path.read_text(encoding="utf-8")))
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DuvaeError(f"{path}: unreadable ({exc})") from None
+    if not isinstance(data, dict):
+        raise DuvaeError(f"{path}: expected a JSON object of config fields")
+    # Flat, named fields; a field added since the run was made takes its default (the old behaviour).
+    # Types are checked, ranges are not: a run is reloaded as it was made.
+    return TrainConfig(**typed_values(data, f"{path}: ", DuvaeError))
 
 
 @dataclass

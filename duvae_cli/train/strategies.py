@@ -1,7 +1,7 @@
 """Training strategies: how one batch updates the model (`--strategy`; design.md §1: loop options,
 not model classes, so each composes with any regularizer).
 
-- `standard`: one step on the loss of the batch (`loop.train_step`).
+- `standard`: one step on the loss of the batch (`step.train_step`).
 - `aggressive` (Agg-VAE, He et al. 2019): while aggressive, encoder-only updates on the batch and
   then on random training batches until the windowed loss stops falling (capped), then one
   decoder-only update on the batch; aggressive mode ends for good at the first epoch whose
@@ -24,15 +24,17 @@ import numpy as np
 import torch
 
 from duvae_cli.models.vae import Posterior
-from duvae_cli.train.loop import clip_gradients, train_step
+from duvae_cli.options import Option, check_declarations
 from duvae_cli.train.precision import FP32
+from duvae_cli.train.step import clip_gradients, train_step
 
 STRATEGIES: dict[str, type["Standard"]] = {}
 SVI_MOMENTUM, SVI_CLIP = 0.5, 5.0  # the reference's refinement optimizer (SA-VAE's OptimN2N)
 
 
-def _register(name: str):
+def register_strategy(name: str):
     def add(cls):
+        check_declarations(cls.options, f"strategy {name}")
         cls.name = name
         STRATEGIES[name] = cls
         return cls
@@ -70,8 +72,22 @@ def update(model, optimizer, loss: torch.Tensor, parameters: list, clip: float) 
     model.after_step()
 
 
-@_register("standard")
+@register_strategy("standard")
 class Standard:
+    """One step on the loss of the batch.
+
+    Subclasses declare their options (always in config.json) and their presets like a regularizer
+    (duvae_cli/options.py)."""
+
+    options: tuple[Option, ...] = ()
+    presets: dict[str, dict] = {}
+    mixed_precision = True  # runs under --precision bf16/fp16 (the others are fp32 only)
+
+    @classmethod
+    def check(cls, config) -> str | None:
+        """Why this strategy cannot run with `config` (one line), or None."""
+        return None
+
     def __init__(self, config, model, optimizer, train_data):
         self.config, self.model, self.optimizer, self.train_data = config, model, optimizer, train_data
         self.runner, self.precision = model, FP32
@@ -84,10 +100,19 @@ class Standard:
         return None
 
 
-@_register("aggressive")
+@register_strategy("aggressive")
 class Aggressive(Standard):
     """He et al.'s aggressive training. `state.strategy_state`: `aggressive` (bool), `mi` (validation
     MI per epoch while aggressive), `inner_updates` (encoder-only updates so far)."""
+
+    options = (
+        Option("agg_max_inner", int, 99, "Most encoder updates per batch (He et al.: "
+               "sub_iter 1..99).", range=">= 1", flag=False, always=True),
+        Option("agg_window", int, 15, "Inner steps per loss window (text 15, images 10).",
+               range=">= 1", flag=False, always=True),
+    )
+    presets = {"omniglot": dict(agg_window=10), "mnist": dict(agg_window=10)}
+    mixed_precision = False
 
     def __init__(self, config, model, optimizer, train_data):
         super().__init__(config, model, optimizer, train_data)
@@ -157,10 +182,25 @@ def _units(batch) -> float:
     return float(len(batch) if counts is None else counts.sum())
 
 
-@_register("savi")
+@register_strategy("savi")
 class SemiAmortized(Standard):
     """SA-VAE: refine, then one step of every parameter on the refined posterior's loss, whose
     gradient reaches the encoder through the K unrolled refinement steps."""
+
+    options = (
+        Option("svi_steps", int, 10, "Refinement steps per batch (He et al.'s setting; Kim et al. use 20).",
+               range=">= 1", always=True),
+        Option("svi_lr", float, 1.0, "Refinement learning rate (SGD, momentum 0.5).", range="> 0",
+               always=True),
+    )
+    mixed_precision = False
+
+    @classmethod
+    def check(cls, config) -> str | None:
+        if config.flow != "none":
+            return (f"--strategy savi refines a Gaussian posterior; it does not support --model {config.model} "
+                    "with an IAF posterior")
+        return None
 
     def __init__(self, config, model, optimizer, train_data):
         super().__init__(config, model, optimizer, train_data)

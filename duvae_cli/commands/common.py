@@ -1,0 +1,19 @@
+"""Reusable typed options (one definition, used by every command) and small shared helpers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or log lines on stderr.")]
+Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+RunArg = Annotated[Path, typer.Argument(help="Run directory (default: runs/latest).")]
+
+
+def join_torchrun():
+    """This process's place under torchrun: a world of one outside it; only rank 0 prints."""
+    from duvae_cli.train.distributed import join
+
+    return join()

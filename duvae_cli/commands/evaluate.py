@@ -1,0 +1,124 @@
+"""`duvae evaluate` and `duvae classify`: numbers of a trained run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from duvae_cli.commands.common import Json, Quiet, RunArg, join_torchrun
+from duvae_cli.errors import UsageError
+
+def evaluate(
+    run: RunArg = Path("runs/latest"),
+    split: Annotated[str, typer.Option(help="Split to evaluate (train, valid or test).")] = "test",
+    iw_samples: Annotated[int, typer.Option(help="K, importance samples per example for IW-NLL.")] = 500,
+    mi_estimator: Annotated[str, typer.Option(help="whole (aggregate posterior over the whole split) or "
+                                              "batch (He et al.: per batch of --batch-size).")] = "whole",
+    au_threshold: Annotated[float, typer.Option(help="A dimension is active if Var(mean) >= this.")] = 0.01,
+    seed: Annotated[int, typer.Option(help="Evaluation seed: example i's noise depends on (seed, i) only.")]
+    = 783435,
+    batch_size: Annotated[int, typer.Option(help="Examples per encoder batch.")] = 64,
+    memory_budget: Annotated[str, typer.Option(help="Working memory for the samples, e.g. 2GB, 500MB.")] = "1GB",
+    checkpoint: Annotated[str, typer.Option(help="best or last.")] = "best",
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    examples: Annotated[Optional[int], typer.Option(
+        help="Evaluate a random subset of N examples of the split (seeded by --seed; each keeps the "
+             "numbers a whole-split evaluation gives it).")] = None,
+    quiet: Quiet = False,
+    json: Json = False,
+) -> None:
+    """IW-NLL, PPL, ELBO, KL, MI, AU, MPD and CE of a trained run; writes metrics.h5 and metrics.csv.
+
+    Example: duvae evaluate runs/latest --iw-samples 500 --split test
+    """
+    from duvae_cli.console import CliReporter, emit_json, print_table
+    from duvae_cli.metrics import EvalOptions, evaluate_run, parse_memory
+
+    here = join_torchrun()  # a world of one outside torchrun; only rank 0 prints
+    reporter = CliReporter(quiet or not here.is_main)
+    options = EvalOptions(iw_samples=iw_samples, mi_estimator=mi_estimator, au_threshold=au_threshold,
+                          seed=seed, batch_size=batch_size, memory_budget=parse_memory(memory_budget),
+                          examples=examples)
+    report = evaluate_run(run, split, checkpoint, options, device, reporter)  # sharded under torchrun
+    if not here.is_main:
+        return
+    reporter.log(f"wrote {report.files['metrics_h5']} ({report.files['group']}) and {report.files['metrics_csv']}")
+    if json:
+        emit_json(report.to_dict())
+    else:
+        print_table(report.title(), ["metric", "value", "estimator"], report.rows())
+
+
+def classify(
+    run: RunArg = Path("runs/latest"),
+    labels: Annotated[Optional[list[int]], typer.Option(
+        "--labels", help="Label budget N (repeat the option for several; default: the dataset's official "
+        "budgets, else 100).")] = None,
+    repeats: Annotated[int, typer.Option(help="Redraw the labelled subsets with R seeds (an official subset "
+                                         "is fixed: the probe is re-run with R seeds); mean and std.")] = 1,
+    per_class: Annotated[Optional[list[int]], typer.Option(
+        "--per-class", help="Omniglot: train each alphabet's probe on the first K drawings of every character "
+        "(repeat the option for several; default 5, 10 and 15).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of repeat 0; repeat r uses seed + r.")] = 783435,
+    checkpoint: Annotated[str, typer.Option(help="best or last.")] = "best",
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda (for encoding).")] = "auto",
+    quiet: Quiet = False,
+    json: Json = False,
+) -> None:
+    """Linear-probe accuracy of the posterior means per label budget (Omniglot: one probe per alphabet
+    per --per-class K); writes probe.csv and metrics.h5.
+
+    Example: duvae classify --labels 100
+    """
+    from duvae_cli.console import CliReporter
+    from duvae_cli.probe import ClassifyOptions, classify_run, result_json, write_outputs
+    from duvae_cli.probe.features import dataset_kind
+
+    reporter = CliReporter(quiet)
+    if dataset_kind(run) == "image":
+        if labels or repeats != 1:
+            raise UsageError("--labels/--repeats: image runs use the per-alphabet protocol (--per-class)")
+        return _classify_alphabets(run, per_class, seed, checkpoint, device, reporter, json)
+    if per_class:
+        raise UsageError("--per-class: only for Omniglot runs (the per-alphabet protocol); use --labels")
+    options = ClassifyOptions(budgets=tuple(labels or ()), repeats=repeats, seed=seed,
+                              checkpoint=checkpoint, device=device)
+    result = classify_run(run, options, reporter=reporter)
+    files = write_outputs(result)
+    reporter.log(f"wrote {', '.join(map(str, files))}")
+    _print_probe(result_json(result, files), json)
+
+
+def _classify_alphabets(run: Path, per_class, seed: int, checkpoint: str, device: str, reporter,
+                        as_json: bool) -> None:
+    from duvae_cli.console import emit_json, print_table
+    from duvae_cli.probe.alphabets import AlphabetOptions, classify_alphabets
+    from duvae_cli.probe.outputs import alphabet_json, write_alphabet_outputs
+
+    options = AlphabetOptions(per_class=tuple(per_class or (5, 10, 15)), seed=seed, checkpoint=checkpoint,
+                              device=device)
+    result = classify_alphabets(run, options, reporter)
+    files = write_alphabet_outputs(result)
+    reporter.log(f"wrote {', '.join(map(str, files))}")
+    payload = alphabet_json(result, files)
+    if as_json:
+        return emit_json(payload)
+    rows = [[r["per_class"], r["alphabets"], r["n_train"], r["n_test"], r["accuracy_mean"],
+             r["accuracy_char_weighted"]] for r in payload["results"]]
+    print_table(f"per-alphabet linear probes: {Path(payload['run']).name} ({payload['checkpoint']})",
+                ["per class", "alphabets", "n_train", "n_test", "mean acc", "char-weighted acc"], rows)
+
+
+def _print_probe(payload: dict, as_json: bool) -> None:
+    from duvae_cli.console import emit_json, print_table
+
+    if as_json:
+        return emit_json(payload)
+    rows = [[r["labels"], r["subset"], r["n_train"], r["repeats"], r["accuracy_mean"],
+             "-" if r["accuracy_std"] is None else r["accuracy_std"], r["valid_accuracy_mean"]]
+            for r in payload["results"]]
+    title = (f"linear probe: {Path(payload['run']).name} ({payload['checkpoint']}), test n={payload['n_test']}, "
+             f"majority class {payload['majority_accuracy']:.4f}")
+    print_table(title, ["labels", "subset", "n_train", "repeats", "test acc", "std", "valid acc"], rows)

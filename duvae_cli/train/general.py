@@ -1,0 +1,74 @@
+"""The general training options (not of one method): sizes, schedule, bookkeeping; and their
+per-dataset presets (the paper's settings, reference-spec §2.1, §3.2).
+
+Adding a general field is one `Option` line here (plus a `DATASET_PRESETS` entry if a dataset needs
+another value). The method options live with their methods (models/*.py, train/strategies.py).
+"""
+
+from __future__ import annotations
+
+from duvae_cli.options import Option
+
+# Flags keep the names `duvae train` always had; `flag=False` fields are set with --set or --config.
+# `{models}`, `{strategies}`, `{flows}` in a help text are filled with the registered names.
+GENERAL: tuple[Option, ...] = (
+    Option("dataset", str, "synthetic", "Prepared dataset name (data/NAME/dataset.h5)."),
+    Option("model", str, "du", "Regularizer: {models}; an IAF posterior with any of them: --flow iaf."),
+    # architecture (text: LSTM sizes; encoder and decoder share hidden_dim)
+    Option("embed_dim", int, 512, "Word embedding size (text).", range=">= 1", flag=False),
+    Option("hidden_dim", int, 1024, "LSTM hidden size of encoder and decoder (text).", range=">= 1",
+           flag=False),
+    Option("latent_dim", int, 32, "Latent dimensions.", range=">= 1"),
+    Option("dropout_in", float, 0.5, "Decoder dropout on the input embeddings (text).", range="[0, 1)",
+           flag=False),
+    Option("dropout_out", float, 0.5, "Decoder dropout on the LSTM outputs (text).", range="[0, 1)",
+           flag=False),
+    Option("size", str, "paper", "Image networks: paper (ResNet + 13-block PixelCNN) or small (fewer "
+           "channels and blocks; CPU-sized).", choices=("paper", "small")),
+    Option("flow", str, "none", "Posterior flow: none or {flows} (the {flow_models} models set it)."),
+    # schedule (design.md §2)
+    Option("epochs", int, 100, "Maximum epochs.", range=">= 1"),
+    Option("batch_size", int, 32, "Examples per batch (BatchNorm needs 2).", range=">= 2"),
+    Option("optimizer", str, "sgd", "sgd (momentum 0, text) or adam (images).", choices=("sgd", "adam"),
+           flag=False),
+    Option("lr", float, 1.0, "Learning rate.", range="> 0"),
+    Option("clip", float, 5.0, "Maximum global gradient norm.", range="> 0", flag=False),
+    Option("kl_start", float, 0.0, "Initial KL weight.", range="[0, 1]"),
+    Option("warm_up", float, 10.0, "Epochs for the KL weight to reach 1.", range=">= 0"),
+    Option("patience", int, 5, "Epochs without improvement before the lr is halved.", range=">= 1",
+           flag=False),
+    Option("decay_from_epoch", int, 15, "Plateau halving only from this epoch on (text 15, images 0).",
+           range=">= 0", flag=False),
+    Option("plateau_reference", str, "last", "Worse than the last non-worse loss (text) or the best "
+           "so far (images).", choices=("last", "best"), flag=False),
+    Option("lr_decay", float, 0.5, "Factor of the lr at each plateau.", range="(0, 1)", flag=False),
+    Option("max_decays", int, 5, "Training stops after this many lr decays.", range=">= 1", flag=False),
+    Option("strategy", str, "standard", "How a batch updates the model: {strategies}; composes with "
+           "any --model."),
+    # bookkeeping
+    Option("seed", int, 783435, "Random seed (recorded).", range=">= 0"),
+    Option("device", str, "auto", "auto, cpu, cuda or cuda:N."),
+    Option("checkpoint_every", int, 0, "Also save last.pt every N steps (0: only at epoch ends).",
+           range=">= 0"),
+    Option("precision", str, "fp32", "fp32, bf16 (autocast; CPU or CUDA) or fp16 (CUDA).",
+           choices=("fp32", "bf16", "fp16")),
+    Option("eval_batch_size", int, 128, "Examples per validation batch.", range=">= 1", flag=False),
+    Option("data_root", str, "data", "Workspace of prepared datasets.", flag=False),
+)
+
+# Paper sizes (reference-spec §2.1); ptb: the yahoo/yelp size, the usual choice for PTB text VAEs.
+_TEXT_SMALL = dict(embed_dim=128, hidden_dim=512, latent_dim=32)
+_TEXT_LARGE = dict(embed_dim=512, hidden_dim=1024, latent_dim=32)
+# Images (reference-spec §3.2): Adam 1e-3, batch 50, patience 20 against the best loss, no epoch gate.
+_IMAGES = dict(latent_dim=32, batch_size=50, optimizer="adam", lr=1e-3, patience=20, decay_from_epoch=0,
+               plateau_reference="best", epochs=500)
+DATASET_PRESETS: dict[str, dict] = {
+    "synthetic": dict(embed_dim=50, hidden_dim=50, latent_dim=2, epochs=20),
+    "short-yelp": dict(_TEXT_SMALL, epochs=100),
+    "yelp-sentiment": dict(_TEXT_SMALL, epochs=100),
+    "yahoo": dict(_TEXT_LARGE, epochs=100),
+    "yelp": dict(_TEXT_LARGE, epochs=150),
+    "ptb": dict(_TEXT_LARGE, epochs=100),
+    "omniglot": dict(_IMAGES),
+    "mnist": dict(_IMAGES),
+}

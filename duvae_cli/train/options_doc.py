@@ -1,0 +1,42 @@
+"""docs/options.md, generated from the declared options: `python -m duvae_cli.train.options_doc >
+docs/options.md` (a test checks that the file is current)."""
+
+from __future__ import annotations
+
+from duvae_cli.train.declared import Declared, declared, help_text
+
+
+def options_markdown(table: Declared | None = None) -> str:
+    table = table or declared()
+    lines = ["# Training options (generated)", "",
+             "Generated from the declarations (`duvae_cli/options.py`, docs/extending.md) by",
+             "`python -m duvae_cli.train.options_doc > docs/options.md`; do not edit by hand.",
+             "Fields with a flag are `duvae train --flag`; all are `--set key=value` and `--config` keys.", "",
+             "## General", "", "| field | flag | type | allowed | default | help |", "|---|---|---|---|---|---|"]
+    lines += [_row(table, o) for name, o in table.options.items() if name not in table.variants]
+    for kind, title in (("model", "Models (`--model`)"), ("flow", "Flows (`--flow`)"),
+                        ("strategy", "Strategies (`--strategy`)")):
+        lines += ["", f"## {title}", "", "| name | what it is | options | presets |", "|---|---|---|---|"]
+        for method in (m for m in table.methods if m.kind == kind):
+            options = ", ".join(f"`{o.name}` {o.default}" for o in method.options) or "—"
+            if method.base:
+                options = f"those of `{method.base}`, under `--flow iaf`"
+            presets = "; ".join(f"{scope}: " + ", ".join(f"{k} {v}" for k, v in values.items())
+                                for scope, values in method.presets.items()) or "—"
+            lines.append(f"| `{method.name}` | {method.help} | {options} | {presets} |")
+    lines += ["", "## Method options", "", "| field | flag | type | allowed | default | help |",
+              "|---|---|---|---|---|---|"]
+    lines += [_row(table, o) for name, o in table.options.items() if name in table.variants]
+    return "\n".join(lines) + "\n"
+
+
+def _row(table: Declared, option) -> str:
+    flag = f"`{option.flag_name}`" if option.flag else "—"
+    default = "null unless chosen" if table.nullable(option.name) else f"`{option.default}`"
+    allowed = option.constraint() or "—"
+    return (f"| `{option.name}` | {flag} | {option.type.__name__} | {allowed} | {default} | "
+            f"{help_text(option, table).replace('|', '/')} |")
+
+
+if __name__ == "__main__":
+    print(options_markdown(), end="")

@@ -1,0 +1,128 @@
+"""Declared options: validation of every source (flags, --config, --set), the derived --help, and
+the declarations themselves (defaults within their ranges, shared options agreeing)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from duvae_cli.errors import UsageError
+from duvae_cli.options import Option, Range
+from duvae_cli.train.config import TrainConfig, resolve_config
+from duvae_cli.train.declared import declared, help_text
+
+
+@pytest.mark.parametrize("args, option", [
+    (["--beta", "-5"], "--beta"),
+    (["--fb-lambda", "-2"], "--fb-lambda"),
+    (["--set", "clip=-1"], "clip"),
+    (["--config", {"lr": "fast"}], "lr"),
+    (["--config", {"hidden_dim": 16.7}], "hidden_dim"),
+    (["--delta", "-1"], "--delta"),
+    (["--seed", "-1"], "--seed"),
+    (["--set", "dropout_in=2"], "dropout_in"),
+    (["--lr", "nan"], "--lr"),
+    (["--gamma", "0"], "--gamma"),
+    (["--set", "batch_size=1"], "--batch-size 1: must be >= 2"),
+    (["--config", {"latent_dim": True}], "latent_dim"),
+    (["--config", {"flow_depth": 0}], "--flow-depth 0"),
+    (["--set", "svi_lr=abc"], "svi_lr"),
+])
+def test_bad_values_are_one_line_naming_the_option_exit_2(duvae, tmp_path, args, option):
+    if isinstance(args[-1], dict):
+        path = tmp_path / "config.json"
+        path.write_text(json.dumps(args[-1]))
+        args = [args[0], path]
+    result = duvae("train", *args, "--run-dir", tmp_path / "run", "--quiet")
+    assert result.code == 2, result
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("duvae: error: ")
+    assert option in result.stderr
+    assert not (tmp_path / "run").exists()  # validated before anything is written
+
+
+@pytest.mark.parametrize("text, inside, outside", [
+    ("> 0", [1e-9, 3.0], [0.0, -1.0]), (">= 0", [0.0, 2.0], [-1e-9]), ("(0, 1]", [1.0, 0.5], [0.0, 1.1]),
+    ("[0, 1)", [0.0, 0.99], [1.0, -0.1]), ("< 1", [0.0, -5.0], [1.0]),
+])
+def test_ranges_are_the_declared_intervals(text, inside, outside):
+    bounds = Range.parse(text)
+    assert all(bounds.contains(v) for v in inside) and not any(bounds.contains(v) for v in outside)
+
+
+def test_every_default_and_preset_satisfies_its_declaration():
+    table = declared()
+    for name, option in table.options.items():
+        for value in [o.default for o in table.variants.get(name, {name: option}).values()]:
+            assert option.problem(option.coerce(value, nullable=False)) is None, name
+    for method in table.methods:
+        for scope, values in method.presets.items():
+            for key, value in values.items():
+                option = table.options[key]  # a preset names a declared field
+                assert option.problem(option.coerce(value, table.nullable(key))) is None, (method.name, scope, key)
+
+
+def test_config_fields_are_the_declarations_and_method_options_are_null_unless_chosen():
+    assert set(TrainConfig.__dataclass_fields__) == set(declared().options)
+    du, vae = resolve_config("yelp", "du"), resolve_config("yelp", "vae")
+    assert (du.gamma, du.p) == (0.5, 0.8) and (vae.gamma, vae.p, vae.beta) == (None, None, None)
+    assert resolve_config("omniglot", "vae").agg_window == 10  # an `always` option's preset: every run
+    assert resolve_config("yelp", "beta").kl_start == 1.0  # a method's preset of a general field
+
+
+def test_sources_override_in_order(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"gamma": 0.7, "p": 0.6, "model": "du"}))
+    config = resolve_config("yelp", "vae", {"p": 0.9}, path, ["gamma=0.65"])
+    assert (config.model, config.gamma, config.p) == ("du", 0.65, 0.9)
+
+
+def test_help_line_names_methods_range_and_default():
+    table = declared()
+    assert help_text(table.options["p"]) == ("du: Keep probability of the variance dropout. "
+                                            "(0 < value <= 1; default 0.8)")
+    assert "default 0.6 (bn), 0.5 (du)" in help_text(table.options["gamma"])
+
+
+def test_cli_help_lists_every_flag_option(duvae):
+    result = duvae("train", "--help")
+    for option in declared().options.values():
+        assert (option.flag_name in result.stdout) == option.flag, option.name
+
+
+def test_declarations_are_checked_when_registered():
+    from duvae_cli.options import check_declarations
+    from duvae_cli.train.declared import _check_agree
+
+    gamma = declared().options["gamma"]
+    with pytest.raises(ValueError, match="range"):  # a second `gamma` must keep bn/du's range
+        _check_agree(gamma, Option("gamma", float, 1.0, "x", range=">= 0"), "mine")
+    with pytest.raises(ValueError, match="default -1.0: must be > 0"):
+        check_declarations((Option("bad", float, -1.0, "x", range="> 0"),), "mine")
+
+
+def test_library_resolution_refuses_wrong_types():
+    with pytest.raises(UsageError, match="--epochs: expected an integer"):
+        resolve_config("yelp", "du", {"epochs": 2.5})
+
+
+def test_docs_options_table_is_generated_from_the_declarations():
+    from pathlib import Path
+
+    from duvae_cli.train.options_doc import options_markdown
+
+    path = Path(__file__).resolve().parents[1] / "docs" / "options.md"
+    assert path.read_text(encoding="utf-8") == options_markdown(), (
+        "docs/options.md is stale: python -m duvae_cli.train.options_doc > docs/options.md")
+
+
+@pytest.mark.parametrize("model, values, attribute", [
+    ("du", {"p": 0.6}, "p"), ("beta", {"beta": 0.3}, "beta"), ("fb", {"fb_lambda": 0.2}, "fb_lambda"),
+    ("delta", {"delta": 0.2}, "delta"), ("mae", {"mae_eta": 1.5}, "mae_eta"),
+])
+def test_the_regularizer_gets_its_declared_options_from_the_config(model, values, attribute):
+    from duvae_cli.train.build import build_text_model
+
+    config = resolve_config("yelp", model, {"embed_dim": 4, "hidden_dim": 4, "latent_dim": 2, **values})
+    regularizer = build_text_model(config, 12).regularizer
+    assert getattr(regularizer, attribute) == next(iter(values.values()))
