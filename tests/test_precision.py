@@ -68,4 +68,4 @@ def test_fp16_on_the_cpu_is_a_usage_error(duvae, tmp_path):
 
 def test_an_unknown_precision_names_the_choices(duvae):
     result = duvae("train", "--precision", "fp8")
-    assert result.code == 2 and result.stderr.strip() == "duvae: error: --precision 'fp8': choose fp32, bf16 or fp16"
+    assert result.code == 2 and result.stderr.strip() == "duvae: error: --precision 'fp8': choose auto, fp32, bf16 or fp16"

@@ -172,7 +172,7 @@ def _cross_checks(c: TrainConfig, table: Declared) -> list[tuple[bool, str]]:
          f"--model {c.model} is {alias.base} with an IAF posterior; --flow {c.flow} contradicts it "
          f"(use --model {alias.base})"),
         (strategy is not None, f"--strategy {c.strategy!r}: choose one of: {', '.join(table.names('strategy'))}"),
-        (strategy is None or strategy.mixed_precision or c.precision == "fp32",
+        (strategy is None or strategy.mixed_precision or c.precision in ("fp32", "auto"),
          f"--strategy {c.strategy} runs in fp32 only; drop --precision {c.precision}"),
         (strategy is None or strategy.check(c) is None, strategy and strategy.check(c)),
         (c.device in ("auto", "cpu", "cuda") or (c.device.startswith("cuda:") and c.device[5:].isdigit()),

@@ -50,8 +50,9 @@ GENERAL: tuple[Option, ...] = (
     Option("device", str, "auto", "auto, cpu, cuda or cuda:N."),
     Option("checkpoint_every", int, 0, "Also save last.pt every N steps (0: only at epoch ends).",
            range=">= 0"),
-    Option("precision", str, "fp32", "fp32, bf16 (autocast; CPU or CUDA) or fp16 (CUDA).",
-           choices=("fp32", "bf16", "fp16")),
+    Option("precision", str, "auto", "auto (bf16 where the device has native bf16 matrix units and "
+           "the model's bf16 parity is measured, else fp32), fp32, bf16 (autocast) or fp16 (CUDA).",
+           choices=("auto", "fp32", "bf16", "fp16")),
     Option("eval_batch_size", int, 128, "Examples per validation batch.", range=">= 1", flag=False),
     Option("data_root", str, "data", "Workspace of prepared datasets.", flag=False),
 )

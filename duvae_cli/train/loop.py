@@ -30,7 +30,7 @@ from duvae_cli.train.batching import batches_for
 from duvae_cli.train.build import build_model
 from duvae_cli.train.config import TrainConfig
 from duvae_cli.train.history import write_history
-from duvae_cli.train.precision import FP32, Precision
+from duvae_cli.train.precision import FP32, Precision, resolve_auto
 from duvae_cli.train.run import load_checkpoint, save_checkpoint
 from duvae_cli.train.step import clip_gradients, train_step  # noqa: F401  (re-exported: tests, benchmarks)
 from duvae_cli.train.strategies import make_strategy
@@ -89,6 +89,8 @@ def train(config: TrainConfig, dataset, run_dir: Path, reporter: Reporter = SILE
     device = here.device(resolve_device(config.device))
     torch.manual_seed(config.seed)
     model = build_model(config, dataset).to(device)
+    if config.precision == "auto":  # `duvae train` resolves it before the run starts (train/session.py)
+        config = dataclasses.replace(config, precision=resolve_auto(config, device, getattr(dataset, "kind", "text"))[0])
     precision = Precision(config.precision, device)
     state, rng = LoopState(lr=config.lr), None
     optimizer = make_optimizer(config, model, state.lr)

@@ -1,6 +1,9 @@
-"""Mixed precision for training (`--precision fp32|bf16|fp16`, docs/distributed.md).
+"""Mixed precision for training (`--precision auto|fp32|bf16|fp16`, docs/training.md).
 
-fp32 (the default) changes nothing. bf16 runs the forward pass under torch.autocast (CUDA or CPU):
+auto (the default) resolves once, when a run starts, to bf16 where the device has native bf16 matrix
+units and the model is one whose bf16 training was measured within seed noise of fp32
+(benchmarks/precision_parity.py), and to fp32 elsewhere; the resolved name is what config.json keeps,
+so a resumed run keeps its own precision. fp32 changes nothing. bf16 runs the forward pass under torch.autocast (CUDA or CPU):
 matrix products and the LSTMs in bfloat16, losses and reductions in float32; bf16 has float32's
 range, so no loss scaling. fp16 needs a GradScaler against underflowing gradients and a GPU (CPU
 float16 kernels are slow or missing), so it is CUDA-only. Evaluation always runs in fp32: the
@@ -16,6 +19,62 @@ import torch
 from duvae_cli.errors import UsageError
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+# Models `auto` may train in bf16: text models with a Gaussian posterior and the standard strategy.
+# MAE (its pairwise KL over the batch), IAF posteriors, the image models and the Agg-VAE/SA-VAE
+# strategies keep fp32 until their parity is measured (docs/training.md, "Precision").
+BF16_MODELS = ("vae", "beta", "fb", "delta", "bn", "du")
+CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo flags of native bf16 matrix units
+
+
+def resolve_auto(config, device: torch.device, data_kind: str = "text") -> tuple[str, str]:
+    """The precision `auto` means for this run, and why, in a few words."""
+    if config.model not in BF16_MODELS or config.flow != "none" or config.strategy != "standard" \
+            or data_kind != "text":
+        return "fp32", f"auto: bf16 parity not established for {data_kind} --model {config.model}" + (
+            f" --strategy {config.strategy}" if config.strategy != "standard" else "")
+    if torch.get_default_dtype() != torch.float32:
+        return "fp32", f"auto: the default dtype is {torch.get_default_dtype()}, not float32"
+    hardware = native_bf16(device)
+    if hardware is None:
+        return "fp32", f"auto: no native bf16 matrix units on {device.type}"
+    return "bf16", f"auto: {hardware}"
+
+
+def native_bf16(device: torch.device) -> str | None:
+    """What gives `device` native bf16 matrix products (a CPU flag, a CUDA capability), or None."""
+    if device.type == "cuda":
+        major, minor = torch.cuda.get_device_capability(device)
+        if major < 8 or not _cuda_bf16_lstm_works(device):
+            return None
+        return f"CUDA compute capability {major}.{minor}"
+    if device.type == "cpu":
+        flags = _cpu_flags()
+        return next((flag for flag in CPU_BF16_FLAGS if flag in flags), None)
+    return None
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def _cuda_bf16_lstm_works(device: torch.device) -> bool:
+    """One bf16 LSTM forward and backward on the device: some cuDNN builds refuse bf16 RNNs."""
+    try:
+        lstm = torch.nn.LSTM(8, 8, batch_first=True).to(device)
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            out, _ = lstm(torch.randn(2, 3, 8, device=device))
+        out.float().sum().backward()
+        torch.cuda.synchronize(device)
+        return True
+    except RuntimeError:
+        return False
 
 
 class Precision:
@@ -23,7 +82,8 @@ class Precision:
 
     def __init__(self, name: str = "fp32", device: torch.device = torch.device("cpu")):
         if name not in PRECISIONS:
-            raise UsageError(f"--precision {name!r}: choose one of: {', '.join(PRECISIONS)}")
+            raise UsageError(f"--precision {name!r}: choose one of: auto, {', '.join(PRECISIONS)} "
+                             "(auto is resolved when the run starts)")
         if name == "fp16" and device.type != "cuda":
             raise UsageError("--precision fp16: needs a CUDA device (fp16 autocast with loss scaling); "
                              "on the CPU use bf16")

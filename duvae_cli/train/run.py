@@ -99,6 +99,7 @@ def read_config(run_dir: Path) -> TrainConfig:
         raise DuvaeError(f"{path}: expected a JSON object of config fields")
     # Flat, named fields; a field added since the run was made takes its default (the old behaviour).
     # Types are checked, ranges are not: a run is reloaded as it was made.
+    data.setdefault("precision", "fp32")  # runs from before `auto` existed trained in fp32
     return TrainConfig(**typed_values(data, f"{path}: ", DuvaeError))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -11,7 +12,7 @@ from duvae_cli.progress import SILENT, Reporter
 from duvae_cli.train import distributed
 from duvae_cli.train.config import TrainConfig
 from duvae_cli.train.loop import resolve_device, train
-from duvae_cli.train.precision import Precision
+from duvae_cli.train.precision import Precision, resolve_auto
 from duvae_cli.train.run import manifest, new_run_dir, point_latest, read_config, write_json
 
 
@@ -44,6 +45,8 @@ def start_run(config: TrainConfig, runs_root: Path = Path("runs"), run_dir: Path
     _check_runnable(config)  # before a run directory exists
     with distributed.main_first(distributed.world()):
         path, dataset = open_training_data(config, reporter)
+    config, why = _resolve_precision(config, getattr(dataset, "kind", "text"))
+    reporter.log(f"precision: {config.precision} ({why})")
     run_dir, info = distributed.run_on_main(_create_run, config, runs_root, run_dir, path, dataset, reporter)
     _train_and_finish(config, dataset, run_dir, info, reporter, resume=False)
     return run_dir
@@ -55,6 +58,7 @@ def _create_run(config: TrainConfig, runs_root: Path, run_dir: Path | None, path
     write_json(run_dir / "config.json", config.to_dict())
     info = manifest(config, path, dataset.sha256, str(resolve_device(config.device)))
     info["world_size"] = distributed.world().size  # processes that trained (torchrun), 1 otherwise
+    info["precision"] = config.precision  # the resolved training precision (config.json has it too)
     write_json(run_dir / "manifest.json", info)
     point_latest(run_dir)
     reporter.log(f"run directory: {run_dir}")
@@ -88,7 +92,16 @@ def resume_run(run_dir: Path, epochs: int | None = None, device: str | None = No
 def _check_runnable(config: TrainConfig) -> None:
     """Usage errors that depend on where the run runs: torchrun's limits, --precision vs device."""
     distributed.check_config(config, distributed.world())
-    Precision(config.precision, resolve_device(config.device))
+    if config.precision != "auto":
+        Precision(config.precision, resolve_device(config.device))
+
+
+def _resolve_precision(config: TrainConfig, data_kind: str) -> tuple[TrainConfig, str]:
+    """`auto` becomes fp32 or bf16 for this device, model and data (train/precision.py)."""
+    if config.precision != "auto":
+        return config, "as asked"
+    name, why = resolve_auto(config, distributed.world().device(resolve_device(config.device)), data_kind)
+    return dataclasses.replace(config, precision=name), why
 
 
 def _train_and_finish(config, dataset, run_dir: Path, info: dict, reporter: Reporter, resume: bool) -> None:
