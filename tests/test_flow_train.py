@@ -29,9 +29,9 @@ FLOW_NAMES = sorted(FLOW_MODELS)
     ("omniglot", "du-iaf", dict(gamma=0.5, p=0.85)), ("short-yelp", "du-iaf", dict(gamma=0.6, p=0.7)),
     ("yahoo", "iaf-fb", dict(fb_lambda=0.15)), ("yelp", "iaf-fb", dict(fb_lambda=0.25)),
     ("omniglot", "iaf-fb", dict(fb_lambda=0.15)),
-    ("synthetic", "iaf-fb", dict(fb_lambda=0.25, flow_width=32)),
+    ("synthetic", "iaf-fb", dict(fb_lambda=0.25, flow_width=60)),
     ("yahoo", "iaf-bn", dict(gamma=0.6)), ("yelp", "iaf-bn", dict(gamma=0.7)),
-    ("omniglot", "iaf-bn", dict(gamma=0.5)), ("short-yelp", "iaf-bn", dict(gamma=0.7, flow_width=2)),
+    ("omniglot", "iaf-bn", dict(gamma=0.5)), ("short-yelp", "iaf-bn", dict(gamma=0.7, flow_width=60)),
 ])
 def test_named_flow_models_take_the_paper_presets(dataset, model, expected):
     config = resolve_config(dataset, model)

@@ -48,12 +48,38 @@ def test_eval_is_deterministic_and_only_floored():
     torch.testing.assert_close(first[1], floored(logvar), rtol=0, atol=1e-15)
 
 
+@pytest.mark.parametrize("training", [True, False])
 @pytest.mark.parametrize("kl_weight", [0.0, 0.5, 0.999])
-def test_no_dropout_during_warm_up(kl_weight):
-    regularizer = du().train()
+def test_warm_up_has_neither_floor_nor_dropout(kl_weight, training):
+    """The reference adds alpha (and drops) only once the KL weight is 1, in training and validation."""
+    regularizer = du().train(training)
     mean, logvar = raw_posterior(1, batch=256)
     _, new_logvar = regularizer.posterior(mean, logvar, kl_weight)
+    assert torch.equal(new_logvar, logvar)
+    assert (new_logvar.exp() < ALPHA).any()  # not vacuous: the raw variances go below the floor
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_floor_switches_on_at_weight_one(training):
+    regularizer = du(p=1.0).train(training)  # p = 1: the floor alone
+    mean, logvar = raw_posterior(1, batch=64)
+    _, new_logvar = regularizer.posterior(mean, logvar, 1.0)
     torch.testing.assert_close(new_logvar, floored(logvar), rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("options", [dict(floor_during_warmup=True), dict(dropout_during_warmup=True)])
+def test_options_put_the_floor_in_warm_up(options):
+    """`floor_during_warmup` keeps alpha from step 0; Eq. 6's dropout needs the floor, so
+    `dropout_during_warmup` brings it along. Either way every variance is >= alpha at weight 0.2."""
+    regularizer = du(p=0.5, **options).train()
+    mean, logvar = raw_posterior(1, batch=256)
+    torch.manual_seed(0)
+    _, new_logvar = regularizer.posterior(mean, logvar, 0.2)
+    assert (new_logvar.exp() >= ALPHA * (1 - 1e-12)).all()
+    dropped = (new_logvar.exp() - ALPHA).abs() <= 1e-15
+    assert dropped.any() == ("dropout_during_warmup" in options)
+    if "floor_during_warmup" in options:
+        torch.testing.assert_close(new_logvar, floored(logvar), rtol=0, atol=1e-15)
 
 
 def dropped_and_kept(regularizer, logvar, kl_weight, p):
@@ -111,7 +137,7 @@ def test_dropout_preserves_the_expected_variance(p):
 
 @pytest.mark.parametrize("training, kl_weight", [(True, 1.0), (True, 0.2), (False, 1.0)])
 def test_floor_holds_for_extreme_raw_variances(training, kl_weight):
-    regularizer = du(p=0.5).train(training)
+    regularizer = du(p=0.5, floor_during_warmup=kl_weight < 1).train(training)
     raw = torch.tensor([-1e3, -80.0, -30.0, -5.0, 0.0, 5.0, 30.0], dtype=torch.float64)
     logvar = raw.view(-1, 1).expand(-1, D).repeat(20, 1)
     mean = torch.randn_like(logvar)
@@ -151,7 +177,8 @@ def test_proposition_1_dropout_raises_mpd_and_lowers_ce(p):
     regularizer = du(p=p).train()
     mean, logvar = raw_posterior(6, batch=batch)
     torch.manual_seed(2)
-    base_mean, base_logvar = regularizer.posterior(mean, logvar, 0.5)  # warm-up: floor, no dropout
+    base_mean, _ = regularizer.posterior(mean, logvar, 0.5)  # warm-up: no dropout (BN alone)
+    base_logvar = floored(logvar)  # the floor, no dropout
     drop_mean, drop_logvar = regularizer.posterior(mean.repeat(draws, 1), logvar.repeat(draws, 1), 1.0)
     drop_mean = drop_mean.view(draws, batch, D)
     torch.testing.assert_close(drop_mean, base_mean.expand_as(drop_mean))  # dropout leaves means alone

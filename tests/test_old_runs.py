@@ -48,10 +48,12 @@ def test_same_settings_write_the_old_config_and_old_runs_resume_and_report(duvae
     assert result.code == 0, result.stderr
     run = workspace / "runs" / "old"
     old, new = json.loads(OLD_CONFIG.read_text()), json.loads((run / "config.json").read_text())
-    # same settings, same values; fields added since at defaults. The precision default became
-    # `auto`, which a run stores resolved: fp32, or bf16 on hardware with native bf16 units.
-    assert {k: new[k] for k in old if k != "precision"} == {k: v for k, v in old.items() if k != "precision"}
-    assert new["precision"] in ("fp32", "bf16")
+    # Same settings, same values; fields added since at defaults. Two defaults changed on purpose:
+    # precision became `auto`, which a run stores resolved (fp32, or bf16 on hardware with native bf16
+    # units), and the IAF width became the paper's 60 (issue #15).
+    changed = {"precision", "flow_width"}
+    assert {k: new[k] for k in old if k not in changed} == {k: v for k, v in old.items() if k not in changed}
+    assert new["precision"] in ("fp32", "bf16") and new["flow_width"] == 60
     (run / "config.json").write_text(OLD_CONFIG.read_text())  # the run as the old code left it
 
     resumed = duvae("train", "--resume", run, "--epochs", "2", "--quiet", "--json")

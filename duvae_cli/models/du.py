@@ -3,7 +3,9 @@
 The whole method is this file. Given the encoder's raw posterior (mean, log-variance):
 
 - **Uncertainty** (Sec. 3.1): every variance gets the floor alpha = 1/(2 pi e), the variance of a
-  Gaussian with differential entropy 0, so no dimension can become certain (train and eval).
+  Gaussian with differential entropy 0, so no dimension can become certain. Added once the KL
+  weight has reached 1 (training and validation), as the code behind the paper's tables does
+  (`floor_during_warmup` adds it from step 0); evaluation of a trained model (weight 1) always has it.
 - **Dropout on variances** (Eq. 6): in training, sigma2_hat = g (sigma2 - alpha) + alpha with
   g ~ Bernoulli(p) / p per example and dimension; p is the *keep* probability. A dropped entry is
   pinned to the floor, which raises the expected KL of the batch and keeps dimensions in use
@@ -38,6 +40,8 @@ class DU(Regularizer):
                flag=False, always=True),
         Option("dropout_during_warmup", bool, False, "Variance dropout from step 0 (Algorithm 1) instead "
                "of from the end of the KL warm-up (the reference code).", flag=False, always=True),
+        Option("floor_during_warmup", bool, False, "Add the variance floor from step 0 instead of once "
+               "the KL weight has reached 1 (the reference code).", flag=False, always=True),
         BN_EPS,
     )
     # (gamma, p) of the paper (reference-spec §3.3); synthetic: the reference's synthetic DU runs.
@@ -49,18 +53,22 @@ class DU(Regularizer):
     }
 
     def __init__(self, latent_dim: int, gamma: float = 0.5, p: float = 0.8, alpha_scale: float = 1.0,
-                 dropout_during_warmup: bool = False, bn_eps: float = 1e-5):
+                 dropout_during_warmup: bool = False, bn_eps: float = 1e-5, floor_during_warmup: bool = False):
         super().__init__()
         if not 0.0 < p <= 1.0:
             raise ValueError(f"p is a keep probability in (0, 1], got {p}")
         self.p, self.alpha = p, ALPHA * alpha_scale
         self.dropout_during_warmup = dropout_during_warmup
+        self.floor_during_warmup = floor_during_warmup
         self.bn = BatchNormMeans(latent_dim, gamma, learnable_scale=True, eps=bn_eps)
 
     def posterior(self, mean: torch.Tensor, logvar: torch.Tensor, kl_weight: float):
         mean = self.bn(mean)
+        annealed = kl_weight >= 1.0  # the reference's `kl_weight == 1` branch: floor and dropout switch on
+        if not (annealed or self.floor_during_warmup or self.dropout_during_warmup):
+            return mean, logvar  # warm-up: no floor (Eq. 6's dropout needs it, so it brings it along)
         var = logvar.exp()  # (B, D), the variance above the floor
-        if self.training and self.p < 1.0 and (kl_weight >= 1.0 or self.dropout_during_warmup):
+        if self.training and self.p < 1.0 and (annealed or self.dropout_during_warmup):
             keep = torch.bernoulli(torch.full_like(var, self.p))
             var = var * keep / self.p  # Eq. 6: g (sigma2 - alpha), E[g] = 1
         return mean, torch.log(var + self.alpha)

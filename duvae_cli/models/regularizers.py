@@ -47,7 +47,7 @@ def build_regularizer(name: str, latent_dim: int, **options) -> "Regularizer":
 
 class Regularizer(nn.Module):
     name = "base"
-    uses_batch_norm = False  # encoders of BN-style models keep PyTorch's default initialisation
+    uses_batch_norm = False  # text encoders of BN-style models keep PyTorch's default initialisation
     options: tuple[Option, ...] = ()  # constructor keyword arguments, one config field each
     presets: dict[str, dict] = {}  # dataset (or "*": every dataset) -> config values when chosen
 
@@ -123,10 +123,20 @@ def delta_variance_bounds(delta: float) -> tuple[float, float]:
     return bisect(1e-300, 1.0), bisect(1.0, 4 * delta + 10)
 
 
+SQUASH_FLOOR_ARG = -math.log(49.0)  # 1 + e^-x reaches BN-VAE's clamp of 50 here
+
+
+def delta_squash(x: torch.Tensor) -> torch.Tensor:
+    """BN-VAE's squash 1 / clamp(1 + e^-x, 1, 50): the sigmoid, held at 1/50 = 0.02 (gradient 0) for
+    x <= -log 49. Written as sigmoid(max(x, -log 49)), the same values, so that a very negative x
+    gives gradient 0 rather than the 0 x inf = NaN of clamping an overflowed e^-x."""
+    return torch.sigmoid(torch.clamp(x, min=SQUASH_FLOOR_ARG))
+
+
 @register("delta")
 class Delta(Regularizer):
     """delta-VAE (Razavi et al. 2019) as parameterised in BN-VAE's code: sigma is squashed into
-    [sigma_l, sigma_u] and mu chosen so every dimension's KL = delta + relu(raw_mu) / 2 >= delta."""
+    [sigma_l + 0.02 (sigma_u - sigma_l), sigma_u] (`delta_squash`) and mu chosen so every dimension's KL = delta + relu(raw_mu) / 2 >= delta."""
 
     options = (Option("delta", float, 0.1, "Per-dimension minimum KL (nats).", range="> 0"),)
 
@@ -138,7 +148,7 @@ class Delta(Regularizer):
         self.delta, self.sigma_low, self.sigma_high = delta, math.sqrt(v_low), math.sqrt(v_high)
 
     def posterior(self, mean, logvar, kl_weight):
-        sigma = self.sigma_low + (self.sigma_high - self.sigma_low) * torch.sigmoid(logvar)
+        sigma = self.sigma_low + (self.sigma_high - self.sigma_low) * delta_squash(logvar)
         logvar = 2 * torch.log(sigma)
         # 0.5 (mu^2 + s^2 - log s^2 - 1) = delta + relu(raw)/2 (+ 5e-7 for a finite sqrt gradient)
         mean = torch.sqrt(2 * self.delta + 1 + logvar - sigma.pow(2) + torch.relu(mean) + 1e-6)

@@ -21,9 +21,9 @@ def build_model(config: TrainConfig, dataset) -> VAE:
 
 def build_image_model(config: TrainConfig) -> VAE:
     regularizer = _regularizer(config)
-    init = "default" if regularizer.uses_batch_norm else "reference"  # the text rule (design.md §2)
     flow = build_flow(config.flow, config.latent_dim, config.flow_depth, config.flow_width)
-    encoder, decoder = build_image_networks(config.size, config.latent_dim, init,
+    # every image encoder gets the reference's init, BN-style ones included (enc_resnet_v2.py, enc_flow.py)
+    encoder, decoder = build_image_networks(config.size, config.latent_dim, "reference",
                                             context_dim=flow.context_dim if flow is not None else 0)
     return VAE(encoder, decoder, regularizer, flow)
 

@@ -127,12 +127,13 @@ def train(config: TrainConfig, dataset, run_dir: Path, reporter: Reporter = SILE
                 if config.checkpoint_every and state.step % config.checkpoint_every == 0:
                     save("last.pt")
         metrics = validate(model, valid_data, config.eval_batch_size, seed=config.seed + state.epoch,
-                           device=device)
+                           device=device, kl_weight=kl_weight_at(config, state.step - 1, steps_per_epoch),
+                           mi_batch_size=strategy.mi_batch_size)  # weight of the last step (DU's floor)
         improved = metrics["loss"] < state.best_loss
         if improved:
             state.best_loss = metrics["loss"]
         state.history.append(_history_row(state, metrics, config))
-        note = strategy.end_epoch(state, metrics["mi"])  # aggressive: ends at the first fall of MI
+        note = strategy.end_epoch(state, metrics[strategy.mi_key])  # aggressive: ends at the first fall of MI
         if note and is_main:
             reporter.log(note)
         decays = state.decays
