@@ -63,9 +63,15 @@ def _fail(message: str, code: int) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning every failure into one line and an exit code."""
+    from duvae_cli.interrupt import Interrupted, raising
+
     debug = os.environ.get("DUVAE_DEBUG", "") not in ("", "0")
     try:
-        code = app(args=argv, standalone_mode=False)
+        with raising():  # Ctrl-C raises Interrupted: click would turn a KeyboardInterrupt into a silent 130
+            code = app(args=argv, standalone_mode=False)
+    except Interrupted as exc:  # each command says what it kept and how to continue
+        print(f"duvae: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
     except typer.Exit as exc:
         code = exc.exit_code
     except typer.Abort:

@@ -9,6 +9,8 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+from duvae_cli.errors import DuvaeError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
@@ -19,12 +21,22 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     os.close(fd)
     tmp = Path(tmp)
     try:
-        yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file ordinary permissions
-        os.replace(tmp, path)
+        try:
+            yield tmp
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file ordinary permissions
+            os.replace(tmp, path)
+        except OSError as exc:  # disk full, quota, permissions: name the file, say what is kept
+            raise write_error(path, exc) from None
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def write_error(path: Path, exc: BaseException) -> DuvaeError:
+    """One line for a failed write of `path`; the atomic write left any earlier `path` as it was."""
+    reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0][:200] or type(exc).__name__
+    kept = "the previous file is intact" if Path(path).exists() else "nothing was written"
+    return DuvaeError(f"{path}: cannot write ({reason}); {kept}")
 
 
 def _umask() -> int:

@@ -205,8 +205,9 @@ def test_ddp_training_equals_one_process_with_the_global_batch(model, ddp_root, 
 def test_the_run_directory_is_that_of_one_process(ddp_root, single_runs):
     ddp, single = ddp_root / "ddp" / "vae", single_runs["vae"]  # (the du runs get evaluated)
     files = lambda d: sorted(str(p.relative_to(d)) for p in d.rglob("*"))  # noqa: E731
-    assert files(ddp) == files(single) == ["checkpoints", "checkpoints/best.pt", "checkpoints/last.pt",
-                                           "config.json", "history.csv", "manifest.json"]
+    assert files(ddp) == files(single) == ["binding.json", "checkpoints", "checkpoints/best.pt",
+                                           "checkpoints/last.pt", "config.json", "history.csv", "manifest.json"]
+    assert (ddp / "binding.json").read_text() == (single / "binding.json").read_text()  # every rank's data
     assert (ddp / "config.json").read_text() == (single / "config.json").read_text()
     manifests = [json.loads((d / "manifest.json").read_text()) for d in (ddp, single)]
     assert (manifests[0]["world_size"], manifests[1]["world_size"]) == (WORLD, 1)

@@ -12,6 +12,7 @@ import pytest
 import torch
 from test_images_toyrun import CHARACTERS, DRAWERS, image_run, write_toy_images  # noqa: F401
 
+from duvae_cli.io import sha256_file
 from duvae_cli.data.omniglot import pool_positions
 from duvae_cli.data.store import load_dataset
 from duvae_cli.metrics.evaluate import EvalOptions, score_examples, summarise
@@ -111,7 +112,7 @@ def test_classify_cli_on_omniglot_like_run(duvae, run):
 def test_classify_on_an_unlabelled_image_dataset_fails_in_one_line(duvae, run, tmp_path):
     path = write_toy_images(tmp_path / "data", "mnist", labelled=False)
     info = json.loads((run / "manifest.json").read_text())
-    (run / "manifest.json").write_text(json.dumps({**info, "data_path": str(path)}))
+    (run / "manifest.json").write_text(json.dumps({**info, "data_path": str(path), "data_sha256": sha256_file(path)}))
     result = duvae("classify", run, "--device", "cpu")
     assert result.code == 1
     assert "mnist has no labels" in result.stderr and result.stderr.count("\n") == 1

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from test_probe_toyrun import toy_run, write_toy_dataset  # noqa: F401  (fixture)
 
+from duvae_cli.io import sha256_file
 from duvae_cli.probe import ClassifyOptions, classify_run
 from duvae_cli.probe.outputs import COLUMNS
 
@@ -88,7 +89,7 @@ def test_repeats_on_a_fixed_official_subset_rerun_the_probe(run):
 def test_unlabelled_dataset_fails_in_one_line(duvae, run, tmp_path):
     path = write_toy_dataset(tmp_path, "toy-unlabelled", labelled=False)  # same vocabulary, no labels
     manifest = json.loads((run / "manifest.json").read_text())
-    (run / "manifest.json").write_text(json.dumps({**manifest, "data_path": str(path)}))
+    (run / "manifest.json").write_text(json.dumps({**manifest, "data_path": str(path), "data_sha256": sha256_file(path)}))
     result = duvae("classify", run, "--labels", "10")
     assert result.code == 1
     assert result.stderr.count("\n") == 1 and "no labels" in result.stderr

@@ -18,7 +18,9 @@ from duvae_cli.data.download import resolve_source
 from duvae_cli.data.options import PrepareOptions, check_options
 from duvae_cli.data.registry import get_spec
 from duvae_cli.data.store import UNK_ID, Built, SplitData, dataset_path, write_dataset
+from duvae_cli import locking
 from duvae_cli.errors import UsageError
+from duvae_cli.interrupt import Interrupted
 from duvae_cli.io import sha256_file
 from duvae_cli.progress import SILENT, Reporter
 
@@ -32,6 +34,14 @@ def prepare_dataset(name: str, options: PrepareOptions | None = None, reporter: 
     check_options(options, spec.kind, name)
     out_name = options.as_name or name
     path = dataset_path(out_name, options.out)
+    try:  # one writer per output dataset; a second `prepare` of it fails at once naming the first
+        with locking.hold(Path(options.out) / f".{out_name}.lock", f"dataset {path}"):
+            return _prepare(name, spec, options, out_name, path, reporter)
+    except Interrupted:
+        raise Interrupted(f"interrupted; {path} {'left as it was' if path.exists() else 'not written'}") from None
+
+
+def _prepare(name: str, spec, options: PrepareOptions, out_name: str, path: Path, reporter: Reporter):
     if path.exists() and not options.force:
         raise UsageError(f"{path} already exists; pass --force to replace it")
     if options.source is not None and name == "synthetic":

@@ -13,6 +13,7 @@ from pathlib import Path
 from duvae_cli.errors import DuvaeError
 
 LABEL_MODES = ("auto", "required", "none")
+MAX_LABEL = 100_000  # a larger class id is a typo or a foreign column (classify allocates per class)
 _INT = re.compile(r"^-?\d+$")
 
 
@@ -71,6 +72,10 @@ def decode_lines(file: SourceFile) -> list[str]:
         column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
         raise DuvaeError(f"{file.shown}: line {line}: not UTF-8 (byte 0x{raw[exc.start]:02x} at column "
                          f"{column})") from None
+    if "\x00" in text:  # HDF5 strings (the vocabulary) cannot hold NUL; say where it is
+        nul = text.index("\x00")
+        line, column = text.count("\n", 0, nul) + 1, nul - (text.rfind("\n", 0, nul) + 1) + 1
+        raise DuvaeError(f"{file.shown}: line {line}: NUL byte at column {column} (not a text file?)")
     lines = text.removeprefix("\ufeff").split("\n")
     if lines and lines[-1] == "":  # a final newline ends the last line, it does not start one
         lines.pop()
@@ -99,4 +104,7 @@ def _split_label(file: SourceFile, number: int, line: str, labelled: bool, first
                          "(expected LABEL<TAB>sentence with LABEL in 0..K-1)")
     if int(field) < 0:
         raise DuvaeError(f"{file.shown}: line {number}: label {field} is negative (labels are 0..K-1)")
+    if int(field) > MAX_LABEL:
+        raise DuvaeError(f"{file.shown}: line {number}: label {field} is above {MAX_LABEL:,} "
+                         "(labels are class ids 0..K-1)")
     return int(field), " ".join(text.split())

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from duvae_cli.data.options import DEFAULT_SENTENCEPIECE_SIZE, PrepareOptions
-from duvae_cli.data.store import SPLITS, Built, SplitData
+from duvae_cli.data.store import SPLITS, UNK_ID, Built, SplitData
 from duvae_cli.data.text import Lines, SourceFile, read_lines
 from duvae_cli.data.vocab import SentencePieceTokenizer, WordTokenizer, build_word_vocab, read_vocab_file
 from duvae_cli.errors import DuvaeError
@@ -47,6 +47,7 @@ class _Pool:
 def build_text(plan: TextPlan, options: PrepareOptions, label_mode: str, unk_aliases: tuple[str, ...],
                checksums: dict, reporter: Reporter) -> Built:
     parsed = {f.path: read_lines(f, label_mode) for f in _all_files(plan)}
+    _check_label_bound(parsed.values())
     notes = list(plan.notes)
     if label_mode == "auto":  # say what was detected, per file
         notes.extend(f"{lines.file.path.name}: {'LABEL<TAB>sentence' if lines.labelled else 'plain'} lines"
@@ -70,9 +71,33 @@ def build_text(plan: TextPlan, options: PrepareOptions, label_mode: str, unk_ali
             raise DuvaeError(f"{pools['train'].source}: no train sentence left ({dropped})")
         for name, pool in subsets.items():
             built.subsets[name] = _encode(pool, tokenizer, options.max_length, task)
+    _warn_unknown(built.splits["train"].arrays["tokens"], notes, reporter)
     built.sources = _sources(_all_files(plan), checksums, notes)
     built.num_labels = _num_labels(built, notes)
     return built
+
+
+def _check_label_bound(parsed) -> None:
+    """A class id above the number of examples cannot be a class of this corpus (num_labels = max + 1
+    would make classify allocate for classes with no example): name the first such line."""
+    parsed = list(parsed)
+    examples = sum(1 for lines in parsed for text in lines.texts if text)
+    for lines in parsed:
+        for number, label in enumerate(lines.labels, start=1):
+            if label is not None and label > examples:
+                raise DuvaeError(f"{lines.file.shown}: line {number}: label {label} is above the number of "
+                                 f"examples ({examples:,}); labels are class ids 0..K-1")
+
+
+def _warn_unknown(tokens: np.ndarray, notes: list[str], reporter: Reporter) -> None:
+    """More than half the train tokens <unk>: the vocabulary (--min-freq, --vocab-size, --vocab) is
+    almost surely not what was meant; the dataset is still written."""
+    share = float(np.mean(tokens == UNK_ID)) if len(tokens) else 0.0
+    if share > 0.5:
+        line = (f"warning: {share:.0%} of the train tokens are <unk>; check --min-freq, --vocab-size or "
+                "--vocab")
+        notes.append(line)
+        reporter.log(line)
 
 
 def _all_files(plan: TextPlan) -> list[SourceFile]:

@@ -18,8 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from duvae_cli import __version__
+from duvae_cli import __version__, locking
+from duvae_cli.data import binding
 from duvae_cli.errors import DuvaeError, UsageError
+from duvae_cli.interrupt import Interrupted
 from duvae_cli.metrics.evaluate import (EvalOptions, ExampleSubset, estimators, examples_for, score_examples,
                                         summarise)
 from duvae_cli.metrics.sharding import score_sharded
@@ -77,6 +79,8 @@ def evaluate_trained(trained, split: str = "test", options: EvalOptions = EvalOp
     if split not in dataset.splits:
         raise UsageError(f"--split {split!r}: dataset {dataset.name} has no such split; "
                          f"it has: {', '.join(dataset.splits)}")
+    for note in getattr(trained, "data_notes", ()):  # a changed or added split (data/binding.py)
+        reporter.log(note)
     identity = _identity(trained, split, options)
     examples = examples_for(dataset.splits[split])
     if len(examples) == 0:
@@ -92,7 +96,7 @@ def evaluate_trained(trained, split: str = "test", options: EvalOptions = EvalOp
     if here.active:
         results = score_sharded(trained.model, examples, options, reporter, here)
     else:
-        results = score_examples(trained.model, examples, options, reporter, partial)
+        results = _score_locked(trained, examples, options, reporter, partial)
     if isinstance(examples, ExampleSubset):
         results["example_index"] = examples.index  # which examples of the split were evaluated
     summary = summarise(results, options, examples.lengths)
@@ -108,12 +112,26 @@ def evaluate_trained(trained, split: str = "test", options: EvalOptions = EvalOp
     return report
 
 
+def _score_locked(trained, examples, options: EvalOptions, reporter, partial: PartialResults) -> dict:
+    """One process per evaluation (same run, split, checkpoint, data, seed, K); Ctrl-C keeps the
+    finished examples in metrics.partial/ and says how to continue."""
+    run_dir = Path(trained.run_dir)
+    lock = run_dir / f".{partial.directory.name}.lock"
+    with locking.hold(lock, f"evaluation of {run_dir} ({partial.key['split']}, same options)"):
+        try:
+            return score_examples(trained.model, examples, options, reporter, partial)
+        except Interrupted:
+            raise Interrupted(f"interrupted; finished examples are kept in {partial.directory}; run the "
+                              "same duvae evaluate command again to continue") from None
+
+
 def _identity(trained, split: str, options: EvalOptions) -> dict:
     config = trained.config
     return {"run": Path(trained.run_dir).name, "dataset": config.dataset, "model": config.model,
             "split": split, "checkpoint": Path(trained.checkpoint).stem,
             "checkpoint_sha256": trained.checkpoint_sha256,
             "dataset_sha256": getattr(trained.dataset, "sha256", ""),
+            "split_sha256": binding.fingerprint_of(trained.dataset, split),  # which data every number is of
             "iw_samples": options.iw_samples, "seed": options.seed,
             "au_threshold": options.au_threshold, "mi_estimator": options.mi_estimator,
             "batch_size": options.batch_size, "examples": options.examples or "all"}
@@ -132,7 +150,7 @@ def _write(run_dir: Path, report: EvalReport, results: dict) -> None:
              "split": ident["split"], "metric": name, "value": report.metrics[name],
              "estimator": report.estimators[name], "n_samples": ident["iw_samples"],
              "seed": ident["seed"], "checkpoint": ident["checkpoint"],
-             "checkpoint_sha256": ident["checkpoint_sha256"]}
+             "checkpoint_sha256": ident["checkpoint_sha256"], "split_sha256": ident["split_sha256"]}
             for name in ORDER if name in report.metrics]
     update_metrics_csv(csv_path, rows)
     report.files = {"metrics_h5": str(h5_path), "metrics_csv": str(csv_path), "group": group}

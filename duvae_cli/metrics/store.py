@@ -29,7 +29,8 @@ import numpy as np
 from duvae_cli.io import atomic_path
 
 CSV_COLUMNS = ("run", "dataset", "model", "split", "metric", "value", "estimator", "n_samples", "seed",
-               "checkpoint", "checkpoint_sha256")
+               "checkpoint", "checkpoint_sha256", "split_sha256")  # split_sha256: data/binding.py fingerprint
+PART_FIELDS = ("index", "iw_nll", "rec", "kl", "elbo", "n_tokens", "mean", "logvar", "z_sample")
 CSV_KEY = ("run", "split", "checkpoint_sha256", "seed", "n_samples", "metric", "estimator")
 
 
@@ -112,15 +113,35 @@ class PartialResults:
         self.count = len(list(self.directory.glob("part-*.npz"))) if self.directory.exists() else 0
 
     def load(self) -> tuple[list[dict], int]:
-        """The saved parts (dicts of arrays, with "index"), and how many files were unreadable."""
-        parts, bad = [], 0
+        """The saved parts (dicts of arrays, with "index"), and how many files were unreadable or
+        inconsistent (ignored: their examples are evaluated again)."""
+        parts, bad, shapes = [], 0, {}
         for path in sorted(self.directory.glob("part-*.npz")) if self.directory.exists() else []:
             try:
-                with np.load(path) as data:
-                    parts.append({name: data[name] for name in data.files})
-            except (OSError, ValueError, KeyError):
+                with np.load(path, allow_pickle=False) as data:
+                    part = {name: data[name] for name in data.files}
+            except (OSError, ValueError, KeyError, EOFError):
+                bad += 1
+                continue
+            if self._consistent(part, shapes):
+                parts.append(part)
+            else:
                 bad += 1
         return parts, bad
+
+    def _consistent(self, part: dict, shapes: dict) -> bool:
+        """Every field present, one row per index, indices inside the evaluated examples, and each
+        field's row shape the same as in the parts before (a tampered or foreign file fails)."""
+        index = part.get("index")
+        if any(name not in part for name in PART_FIELDS) or index.ndim != 1 or index.dtype.kind not in "iu":
+            return False
+        n = self.key.get("n_examples")
+        if len(index) and (index.min() < 0 or (n is not None and index.max() >= n)):
+            return False
+        for name, array in part.items():
+            if array.ndim == 0 or len(array) != len(index) or shapes.setdefault(name, array.shape[1:]) != array.shape[1:]:
+                return False
+        return True
 
     def add(self, part: dict) -> None:
         self.pending.append(part)

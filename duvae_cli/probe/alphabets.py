@@ -179,6 +179,8 @@ def classify_alphabets(run_dir: Path, options: AlphabetOptions = AlphabetOptions
         raise UsageError(f"--per-class {bad[0]}: must be in 1..{DRAWINGS_PER_CHARACTER}")
     device = resolve_device(options.device)
     trained = load_trained(Path(run_dir), options.checkpoint, device=device)
+    for note in trained.data_notes:  # a split changed since training (data/binding.py)
+        reporter.log(note)
     dataset = trained.dataset
     check_alphabets(dataset)
     pool, how = train_pool(dataset, options.seed)

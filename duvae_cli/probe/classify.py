@@ -89,6 +89,8 @@ def classify_run(run_dir: Path, options: ClassifyOptions = ClassifyOptions(),
     require_text_run(Path(run_dir), "duvae classify")
     device = resolve_device(options.device)
     trained = load_trained(Path(run_dir), options.checkpoint, device=device)
+    for note in trained.data_notes:  # a split changed since training (data/binding.py)
+        reporter.log(note)
     dataset = trained.dataset
     check_labelled(dataset, dataset.path)
     budgets = options.budgets or tuple(official_budgets(dataset)) or (DEFAULT_BUDGET,)

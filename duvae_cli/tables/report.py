@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from duvae_cli.errors import DuvaeError
+from duvae_cli.errors import DuvaeError, UsageError
 from duvae_cli.progress import SILENT, Reporter
 from duvae_cli.tables.runs import read_config, read_tidy, resolve_runs
 
@@ -110,6 +110,7 @@ def _columns(keys: set[tuple], metrics: tuple[str, ...]) -> list[Column]:
 
 def build_report(paths: list[Path], metrics: tuple[str, ...] = DEFAULT_METRICS, split: str = "test",
                  checkpoint: str = "best", reporter: Reporter = SILENT) -> ReportTable:
+    _check_metrics(metrics)
     groups: dict[tuple, list[tuple[Path, dict, dict]]] = {}
     for run_dir in resolve_runs(paths):
         config, values = _with_defaults(read_config(run_dir)), run_values(run_dir, metrics, split, checkpoint)
@@ -123,6 +124,16 @@ def build_report(paths: list[Path], metrics: tuple[str, ...] = DEFAULT_METRICS, 
         raise DuvaeError(f"no run has metrics.csv or probe.csv values on the {split} split")
     keys = {k for members in groups.values() for _, _, values in members for k in values}
     return ReportTable(_columns(keys, metrics), _rows(groups), split)
+
+
+def _check_metrics(metrics: tuple[str, ...]) -> None:
+    """Every name must be one `duvae evaluate` writes (metrics/report.py ORDER)."""
+    from duvae_cli.metrics.report import ORDER
+
+    known = [*ORDER, *(h for h in HEADERS if h not in ORDER)]
+    unknown = [m for m in metrics if m not in known]
+    if unknown or not metrics:
+        raise UsageError(f"--metrics {','.join(unknown) or repr('')}: unknown metric; choose from: {', '.join(known)}")
 
 
 def _with_defaults(config: dict) -> dict:

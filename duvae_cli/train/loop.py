@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from duvae_cli.errors import DuvaeError
+from duvae_cli.interrupt import Interrupted
 from duvae_cli.progress import SILENT, Reporter
 from duvae_cli.train import distributed
 from duvae_cli.train.batching import batches_for
@@ -82,7 +83,9 @@ def kl_weight_at(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
 
 
 def train(config: TrainConfig, dataset, run_dir: Path, reporter: Reporter = SILENT,
-          resume: bool = False, is_main: bool = True) -> LoopState:
+          resume: bool = False, is_main: bool = True, stop=None, on_checkpoint=None) -> LoopState:
+    """`stop` (interrupt.StopFlag): when set, last.pt is saved after the step in progress and the
+    run ends with interrupt.Interrupted. `on_checkpoint()` is called after each save (rank 0)."""
     here = distributed.world()  # a world of one outside torchrun (docs/distributed.md)
     distributed.check_config(config, here)
     is_main = is_main and here.is_main
@@ -106,6 +109,15 @@ def train(config: TrainConfig, dataset, run_dir: Path, reporter: Reporter = SILE
         rng = distributed.checkpoint_rng(runner)  # every rank's streams (collective under DDP)
         if is_main:
             save_checkpoint(checkpoints / name, _snapshot(model, optimizer, state, config, rng, precision))
+            if on_checkpoint is not None:
+                on_checkpoint()
+
+    def stop_if_asked(in_epoch: bool) -> None:
+        if stop is not None and stop.requested:
+            if in_epoch:
+                save("last.pt")
+            raise Interrupted(f"interrupted at epoch {state.epoch + int(in_epoch)} step {state.step}; "
+                              f"continue with: duvae train --resume {run_dir}")
 
     while state.epoch < config.epochs and state.decays < config.max_decays:
         plan = train_data.plan(config.batch_size, np.random.default_rng([config.seed, state.epoch]),
@@ -126,6 +138,7 @@ def train(config: TrainConfig, dataset, run_dir: Path, reporter: Reporter = SILE
                 task.advance(len(out.rec), loss=out.loss.item(), kl=out.kl.mean().item())
                 if config.checkpoint_every and state.step % config.checkpoint_every == 0:
                     save("last.pt")
+                stop_if_asked(in_epoch=True)
         metrics = validate(model, valid_data, config.eval_batch_size, seed=config.seed + state.epoch,
                            device=device, kl_weight=kl_weight_at(config, state.step - 1, steps_per_epoch),
                            mi_batch_size=strategy.mi_batch_size)  # weight of the last step (DU's floor)
@@ -149,6 +162,8 @@ def train(config: TrainConfig, dataset, run_dir: Path, reporter: Reporter = SILE
             write_history(run_dir / "history.csv", state.history)
             reporter.log(_epoch_line(state.history[-1]))
             _warn_bn_eps(reporter, state.history[-1], config)
+        if state.epoch < config.epochs:
+            stop_if_asked(in_epoch=False)
     return state
 
 

@@ -18,8 +18,9 @@ from pathlib import Path
 import torch
 
 from duvae_cli import __version__
+from duvae_cli.data import binding
 from duvae_cli.errors import DuvaeError
-from duvae_cli.io import atomic_path, atomic_write_text, sha256_file
+from duvae_cli.io import atomic_path, atomic_write_text, sha256_file, write_error
 from duvae_cli.train.config import TrainConfig, typed_values
 
 
@@ -75,7 +76,10 @@ def manifest(config: TrainConfig, data_path: Path, data_sha256: str, device: str
 
 def save_checkpoint(path: Path, payload: dict) -> None:
     with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+        try:
+            torch.save(payload, tmp)
+        except RuntimeError as exc:  # torch reports a full disk as "[enforce fail at ...] unexpected pos"
+            raise write_error(path, OSError(0, f"write failed, disk full? ({str(exc).splitlines()[0][:80]})")) from None
 
 
 def load_checkpoint(path: Path, device: str | torch.device = "cpu") -> dict:
@@ -91,16 +95,24 @@ def read_config(run_dir: Path) -> TrainConfig:
     path = run_dir / "config.json"
     if not path.exists():
         raise DuvaeError(f"{run_dir}: not a duvae run directory (no config.json)")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DuvaeError(f"{path}: unreadable ({exc})") from None
-    if not isinstance(data, dict):
-        raise DuvaeError(f"{path}: expected a JSON object of config fields")
+    data = read_json(path)
     # Flat, named fields; a field added since the run was made takes its default (the old behaviour).
     # Types are checked, ranges are not: a run is reloaded as it was made.
     data.setdefault("precision", "fp32")  # runs from before `auto` existed trained in fp32
     return TrainConfig(**typed_values(data, f"{path}: ", DuvaeError))
+
+
+def read_json(path: Path) -> dict:
+    """A run's JSON file (config.json, manifest.json); a damaged one is one line naming it."""
+    try:
+        payload = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DuvaeError(f"{path}: missing (not a complete duvae run directory)") from None
+    except (OSError, ValueError) as exc:
+        raise DuvaeError(f"{path}: unreadable ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+    if not isinstance(payload, dict):
+        raise DuvaeError(f"{path}: unreadable (expected a JSON object)")
+    return payload
 
 
 @dataclass
@@ -113,6 +125,7 @@ class Trained:
     dataset: object  # duvae_cli.data.store.TextDataset | ImageDataset
     checkpoint: Path
     checkpoint_sha256: str
+    data_notes: tuple = ()  # one line per split changed or added since training (data/binding.py)
 
 
 def load_trained(run_dir: Path, checkpoint: str = "best", device: str = "cpu") -> Trained:
@@ -127,14 +140,19 @@ def load_trained(run_dir: Path, checkpoint: str = "best", device: str = "cpu") -
     if checkpoint not in ("best", "last"):
         raise DuvaeError(f"--checkpoint {checkpoint!r}: choose best or last")
     config = read_config(run_dir)
-    info = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    info = read_json(run_dir / "manifest.json")
     dataset = load_dataset(Path(info["data_path"]))
+    notes = binding.check(run_dir, dataset)  # a different vocabulary or format stops here
     path = run_dir / "checkpoints" / f"{checkpoint}.pt"
     state = load_checkpoint(path, device)
     model = build_model(config, dataset).to(device)
-    model.load_state_dict(state["model"])
+    try:
+        model.load_state_dict(state["model"])
+    except (RuntimeError, KeyError) as exc:  # torch's message lists every tensor: keep its first line
+        raise DuvaeError(f"{path}: does not fit the model of {run_dir / 'config.json'} and "
+                         f"{dataset.path} ({str(exc).splitlines()[0][:200]})") from None
     model.eval()
-    return Trained(run_dir, config, model, dataset, path, sha256_file(path))
+    return Trained(run_dir, config, model, dataset, path, sha256_file(path), tuple(notes))
 
 
 def read_run_summary(run_dir: Path) -> dict:
@@ -144,6 +162,6 @@ def read_run_summary(run_dir: Path) -> dict:
     run_dir = Path(run_dir)
     rows = list(csv.DictReader((run_dir / "history.csv").open(encoding="utf-8")))
     final = {k: (float(v) if k not in ("epoch", "step", "val_au") else int(float(v))) for k, v in rows[-1].items()}
-    info = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    info = read_json(run_dir / "manifest.json")
     return {"run_dir": str(run_dir), "config": read_config(run_dir).to_dict(), "final": final,
             "best_val_loss": info.get("best_val_loss"), "epochs_done": info.get("epochs_done")}

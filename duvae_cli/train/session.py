@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import json
+import shutil
 import time
 from pathlib import Path
 
+from duvae_cli import interrupt, locking
+from duvae_cli.data import binding
 from duvae_cli.errors import DuvaeError, UsageError
+from duvae_cli.interrupt import Interrupted
 from duvae_cli.progress import SILENT, Reporter
 from duvae_cli.train import distributed
 from duvae_cli.train.config import TrainConfig
 from duvae_cli.train.loop import resolve_device, train
 from duvae_cli.train.precision import Precision, resolve_auto
-from duvae_cli.train.run import manifest, new_run_dir, point_latest, read_config, write_json
+from duvae_cli.train.run import manifest, new_run_dir, point_latest, read_config, read_json, write_json
+
+LOCK = ".lock"  # RUN/.lock: held by the process that trains the run (duvae_cli/locking.py)
 
 
 def open_training_data(config: TrainConfig, reporter: Reporter = SILENT):
@@ -41,51 +47,101 @@ def open_training_data(config: TrainConfig, reporter: Reporter = SILENT):
 def start_run(config: TrainConfig, runs_root: Path = Path("runs"), run_dir: Path | None = None,
               reporter: Reporter = SILENT) -> Path:
     """Under torchrun every rank trains; rank 0 alone prepares data first, creates the run
-    directory (its name is then shared) and writes the files."""
+    directory (its name is then shared) and writes the files. A run that stops before its first
+    checkpoint is removed again; `runs/latest` moves to a run once it has a checkpoint."""
     _check_runnable(config)  # before a run directory exists
     with distributed.main_first(distributed.world()):
         path, dataset = open_training_data(config, reporter)
     config, why = _resolve_precision(config, getattr(dataset, "kind", "text"))
     reporter.log(f"precision: {config.precision} ({why})")
-    run_dir, info = distributed.run_on_main(_create_run, config, runs_root, run_dir, path, dataset, reporter)
-    _train_and_finish(config, dataset, run_dir, info, reporter, resume=False)
+    with contextlib.ExitStack() as held:
+        run_dir, info = distributed.run_on_main(_create_run, config, runs_root, run_dir, path, dataset,
+                                                reporter, held)
+        _check_ranks_data(run_dir, dataset, info["data_binding"])
+        try:
+            _train_and_finish(config, dataset, run_dir, info, reporter, resume=False)
+        except BaseException as exc:  # also Ctrl-C: no run directory without a checkpoint survives
+            replaced = _without_dead_end(run_dir, exc)
+            if replaced is exc:
+                raise
+            raise replaced from None
     return run_dir
 
 
+def _without_dead_end(run_dir: Path, exc: BaseException) -> BaseException:
+    """Remove a run directory that has no checkpoint yet (rank 0); the exception to raise."""
+    if not distributed.world().is_main or (run_dir / "checkpoints" / "last.pt").exists():
+        return exc
+    shutil.rmtree(run_dir, ignore_errors=True)
+    if isinstance(exc, (KeyboardInterrupt, Interrupted)):
+        return Interrupted(f"interrupted before the first checkpoint; {run_dir} removed")
+    return exc
+
+
 def _create_run(config: TrainConfig, runs_root: Path, run_dir: Path | None, path: Path, dataset,
-                reporter: Reporter) -> tuple[Path, dict]:
+                reporter: Reporter, held: contextlib.ExitStack) -> tuple[Path, dict]:
+    if run_dir is not None and _is_dead_end(run_dir):  # left by a duvae that kept failed runs
+        with locking.hold(run_dir / LOCK, f"run {run_dir}"):  # refuses if it is being written now
+            shutil.rmtree(run_dir)
+        reporter.log(f"replacing {run_dir}: a run that stopped before its first checkpoint")
     run_dir = new_run_dir(config, runs_root, run_dir)
+    held.enter_context(locking.hold(run_dir / LOCK, f"run {run_dir}"))
     write_json(run_dir / "config.json", config.to_dict())
     info = manifest(config, path, dataset.sha256, str(resolve_device(config.device)))
     info["world_size"] = distributed.world().size  # processes that trained (torchrun), 1 otherwise
     info["precision"] = config.precision  # the resolved training precision (config.json has it too)
+    info["data_binding"] = binding.write(run_dir, dataset)  # vocabulary, format, split fingerprints
     write_json(run_dir / "manifest.json", info)
-    point_latest(run_dir)
     reporter.log(f"run directory: {run_dir}")
     return run_dir, info
+
+
+def _is_dead_end(run_dir: Path) -> bool:
+    """A run directory with a config but no checkpoint at all."""
+    return (run_dir / "config.json").exists() and not any((run_dir / "checkpoints").glob("*.pt"))
+
+
+def _check_ranks_data(run_dir: Path, dataset, bound: dict) -> None:
+    """Under torchrun each rank loaded the dataset itself: all must be rank 0's data (same format,
+    same train and valid splits); every rank raises the same one line otherwise."""
+    here = distributed.world()
+    if not here.active:
+        return
+    problem = ""
+    try:
+        binding.check(run_dir, dataset, bound=bound, exact=binding.RESUME_SPLITS)
+    except DuvaeError as exc:
+        problem = f"rank {here.rank}: {exc}"
+    problems = [p for p in distributed.all_gather_object(problem) if p]
+    if problems:
+        raise DuvaeError(problems[0])
 
 
 def resume_run(run_dir: Path, epochs: int | None = None, device: str | None = None,
                reporter: Reporter = SILENT) -> Path:
     run_dir = Path(run_dir)
-    config = read_config(run_dir)
-    if not (run_dir / "checkpoints" / "last.pt").exists():
-        raise DuvaeError(f"{run_dir}: nothing to resume (no checkpoints/last.pt)")
-    changes = {k: v for k, v in (("epochs", epochs), ("device", device)) if v is not None}
-    here = distributed.world()
-    if changes:
-        config = TrainConfig(**{**config.to_dict(), **changes})
-    _check_runnable(config)
-    if changes and here.is_main:
-        write_json(run_dir / "config.json", config.to_dict())
-    info = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
-    with distributed.main_first(here):
-        path, dataset = open_training_data(config, reporter)
-    if dataset.sha256 != info["data_sha256"]:
-        raise DuvaeError(f"{path}: the dataset changed since {run_dir} started (sha256 differs)")
-    info.setdefault("resumed_utc", []).append(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-    info["world_size"] = here.size
-    _train_and_finish(config, dataset, run_dir, info, reporter, resume=True)
+    with contextlib.ExitStack() as held:
+        if run_dir.is_dir():
+            distributed.run_on_main(held.enter_context, locking.hold(run_dir / LOCK, f"run {run_dir}"))
+        config = read_config(run_dir)
+        if not (run_dir / "checkpoints" / "last.pt").exists():
+            raise DuvaeError(f"{run_dir}: nothing to resume (no checkpoints/last.pt)")
+        changes = {k: v for k, v in (("epochs", epochs), ("device", device)) if v is not None}
+        here = distributed.world()
+        if changes:
+            config = TrainConfig(**{**config.to_dict(), **changes})
+        _check_runnable(config)
+        info = read_json(run_dir / "manifest.json")
+        with distributed.main_first(here):
+            path, dataset = open_training_data(config, reporter)
+        for note in binding.check(run_dir, dataset, exact=binding.RESUME_SPLITS):
+            reporter.log(note)
+        _check_ranks_data(run_dir, dataset, info.get("data_binding") or binding.describe(dataset))
+        if changes and here.is_main:
+            write_json(run_dir / "config.json", config.to_dict())
+        info.setdefault("resumed_utc", []).append(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        info["world_size"] = here.size
+        _train_and_finish(config, dataset, run_dir, info, reporter, resume=True)
     return run_dir
 
 
@@ -105,9 +161,19 @@ def _resolve_precision(config: TrainConfig, data_kind: str) -> tuple[TrainConfig
 
 
 def _train_and_finish(config, dataset, run_dir: Path, info: dict, reporter: Reporter, resume: bool) -> None:
+    """Train; Ctrl-C (one process) stops after the step in progress, with a checkpoint of it."""
     started = time.monotonic()
-    state = train(config, dataset, run_dir, reporter, resume=resume)
-    if not distributed.world().is_main:
+    here = distributed.world()
+    pointed = []
+
+    def on_checkpoint() -> None:  # runs/latest names a run only once it has a checkpoint
+        if not pointed:
+            point_latest(run_dir)
+            pointed.append(True)
+
+    with interrupt.deferred(enabled=not here.active) as stop:  # torchrun ranks would stop at different steps
+        state = train(config, dataset, run_dir, reporter, resume=resume, stop=stop, on_checkpoint=on_checkpoint)
+    if not here.is_main:
         return
     info.update(finished_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 train_seconds=info.get("train_seconds", 0.0) + time.monotonic() - started,

@@ -32,6 +32,8 @@ class SampleOptions:
 def sample_text(run_dir: Path, options: SampleOptions = SampleOptions()) -> str:
     if options.n < 1 or options.beam < 1 or options.temperature <= 0:
         raise UsageError("--n and --beam must be >= 1 and --temperature > 0")
+    if options.max_length is not None and options.max_length < 1:
+        raise UsageError(f"--max-length {options.max_length}: must be >= 1 (words per sentence)")
     trained, device = load_trained_text(run_dir, options.checkpoint, options.device, "duvae visualize")
     dataset, decoder = trained.dataset, trained.model.decoder
     if options.split not in dataset.splits:
