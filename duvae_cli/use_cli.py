@@ -24,7 +24,8 @@ GRID_MOST = 32  # image reconstructions drawn in one grid
 
 
 def encode(
-    paths: Annotated[list[Path], typer.Argument(metavar="[RUN] INPUT", help="[RUN] INPUT: the run directory (default runs/latest) and "
+    paths: Annotated[list[Path], typer.Argument(metavar="[RUN] INPUT",
+                                                help="The run directory (default runs/latest) and "
                                                 "a text file (plain or LABEL<TAB> lines), a prepared "
                                                 "dataset.h5 or an image .npz.", show_default=False)],
     out: Annotated[Optional[Path], typer.Option(help="Write .npy, .csv or .h5 (by extension); default: JSON "

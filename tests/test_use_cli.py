@@ -8,10 +8,20 @@ import h5py
 import numpy as np
 import pytest
 
-from test_probe_toyrun import toy_run  # noqa: F401  (fixture)
+from test_probe_toyrun import toy_run as shared_toy_run  # noqa: F401  (fixture)
 from duvae_cli.data.store import load_dataset
 from duvae_cli.probe.features import probe_features
 from duvae_cli.train.run import load_trained
+
+
+@pytest.fixture(scope="module")
+def toy_run(shared_toy_run, tmp_path_factory):  # noqa: F811
+    """A copy of the session's toy run: these tests write metrics and probes into it."""
+    import shutil
+
+    copy = tmp_path_factory.mktemp("use") / "du-2d"
+    shutil.copytree(shared_toy_run, copy)
+    return copy
 
 
 def split_file(run, tmp_path, split="test", labelled=True, name=None):
