@@ -1,3 +1,21 @@
-"""duvae: variational autoencoders that resist posterior collapse (DU-VAE and its baselines)."""
+"""duvae: variational autoencoders that resist posterior collapse (DU-VAE and its baselines).
+
+The public Python API (docs/api.md), imported on first use so that `import duvae_cli` stays light:
+`load(run_dir)` -> `Model` (encode, score, reconstruct, sample, interpolate), and the building
+blocks `VAE`, `build_regularizer`, `REGULARIZERS`, `build_flow`, `FLOWS`.
+"""
 
 __version__ = "0.1.0"
+
+_API = {"load": "duvae_cli.api", "Model": "duvae_cli.api", "VAE": "duvae_cli.models",
+        "build_regularizer": "duvae_cli.models", "REGULARIZERS": "duvae_cli.models",
+        "build_flow": "duvae_cli.models", "FLOWS": "duvae_cli.models"}
+__all__ = ["__version__", *_API]
+
+
+def __getattr__(name: str):
+    if name in _API:
+        import importlib
+
+        return getattr(importlib.import_module(_API[name]), name)
+    raise AttributeError(f"module 'duvae_cli' has no attribute {name!r}")

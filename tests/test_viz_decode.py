@@ -9,7 +9,7 @@ import torch
 
 from duvae_cli.data.store import BOS_ID, EOS_ID
 from duvae_cli.models.text import LSTMDecoder, TextBatch
-from duvae_cli.viz.decode import beam_search, greedy, sample
+from duvae_cli.use.decode import beam_search, greedy, sample
 
 VOCAB, MAX_LENGTH = 7, 3  # ids 3..6 may be produced (<unk> and three words)
 

@@ -10,6 +10,7 @@ import typer
 from duvae_cli.commands.common import Json, Quiet, RunArg, join_torchrun
 from duvae_cli.errors import UsageError
 
+
 def evaluate(
     run: RunArg = Path("runs/latest"),
     split: Annotated[str, typer.Option(help="Split to evaluate (train, valid or test).")] = "test",
@@ -26,6 +27,9 @@ def evaluate(
     examples: Annotated[Optional[int], typer.Option(
         help="Evaluate a random subset of N examples of the split (seeded by --seed; each keeps the "
              "numbers a whole-split evaluation gives it).")] = None,
+    data: Annotated[Optional[Path], typer.Option(
+        help="Evaluate this data instead (text file, dataset.h5 + --split, or .npz), tokenized with the run's "
+             "vocabulary; written under the split name NAME@FINGERPRINT (docs/use.md).")] = None,
     quiet: Quiet = False,
     json: Json = False,
 ) -> None:
@@ -41,7 +45,13 @@ def evaluate(
     options = EvalOptions(iw_samples=iw_samples, mi_estimator=mi_estimator, au_threshold=au_threshold,
                           seed=seed, batch_size=batch_size, memory_budget=parse_memory(memory_budget),
                           examples=examples)
-    report = evaluate_run(run, split, checkpoint, options, device, reporter)  # sharded under torchrun
+    if data is not None:  # new data: one process (use/newdata.py)
+        from duvae_cli.use.newdata import evaluate_data
+
+        report = evaluate_data(run, data, None if split == "test" and data.suffix != ".h5" else split,
+                               checkpoint, options, device, reporter)
+    else:
+        report = evaluate_run(run, split, checkpoint, options, device, reporter)  # sharded under torchrun
     if not here.is_main:
         return
     reporter.log(f"wrote {report.files['metrics_h5']} ({report.files['group']}) and {report.files['metrics_csv']}")
@@ -64,6 +74,9 @@ def classify(
     seed: Annotated[int, typer.Option(help="Seed of repeat 0; repeat r uses seed + r.")] = 783435,
     checkpoint: Annotated[str, typer.Option(help="best or last.")] = "best",
     device: Annotated[str, typer.Option(help="auto, cpu or cuda (for encoding).")] = "auto",
+    data: Annotated[Optional[list[str]], typer.Option(
+        help="Probe new labelled data: one dataset.h5, or train=FILE valid=FILE test=FILE (repeat the option; "
+             "LABEL<TAB> lines); default budget: all its train examples (docs/use.md).")] = None,
     quiet: Quiet = False,
     json: Json = False,
 ) -> None:
@@ -78,6 +91,8 @@ def classify(
 
     reporter = CliReporter(quiet)
     if dataset_kind(run) == "image":
+        if data:
+            raise UsageError("--data: image runs use the per-alphabet protocol on their own dataset")
         if labels or repeats != 1:
             raise UsageError("--labels/--repeats: image runs use the per-alphabet protocol (--per-class)")
         return _classify_alphabets(run, per_class, seed, checkpoint, device, reporter, json)
@@ -85,7 +100,12 @@ def classify(
         raise UsageError("--per-class: only for Omniglot runs (the per-alphabet protocol); use --labels")
     options = ClassifyOptions(budgets=tuple(labels or ()), repeats=repeats, seed=seed,
                               checkpoint=checkpoint, device=device)
-    result = classify_run(run, options, reporter=reporter)
+    if data:
+        from duvae_cli.use.newdata import classify_data
+
+        result = classify_data(run, data, options, reporter)
+    else:
+        result = classify_run(run, options, reporter=reporter)
     files = write_outputs(result)
     reporter.log(f"wrote {', '.join(map(str, files))}")
     _print_probe(result_json(result, files), json)

@@ -61,6 +61,9 @@ class ProbeResult:
     majority_accuracy: float  # test accuracy of always answering the most frequent train class
     options: ClassifyOptions
     records: list[ProbeRecord] = field(default_factory=list)
+    split_labels: dict = field(default_factory=lambda: {"test": "test", "valid": "valid"})  # as written
+    h5_group: str = "probe"  # metrics.h5 group (new data: probe@<test data label>, use/newdata.py)
+    data: dict = field(default_factory=dict)  # new data: role -> {source, label, n, unk_share}
 
     def summary(self) -> list[dict]:
         """One dict per budget: mean and sample std (ddof 1; None for one repeat) of the test accuracy."""
@@ -91,6 +94,13 @@ def classify_run(run_dir: Path, options: ClassifyOptions = ClassifyOptions(),
     trained = load_trained(Path(run_dir), options.checkpoint, device=device)
     for note in trained.data_notes:  # a split changed since training (data/binding.py)
         reporter.log(note)
+    return classify_trained(trained, options, reporter)
+
+
+def classify_trained(trained, options: ClassifyOptions = ClassifyOptions(), reporter: Reporter = SILENT,
+                     device=None) -> ProbeResult:
+    """`classify_run` on a loaded run (`train.run.Trained`), whose dataset may be new data."""
+    device = device or next(trained.model.parameters()).device
     dataset = trained.dataset
     check_labelled(dataset, dataset.path)
     budgets = options.budgets or tuple(official_budgets(dataset)) or (DEFAULT_BUDGET,)

@@ -43,7 +43,7 @@ def require_text_run(run_dir: Path, command: str) -> None:
 
 
 @torch.no_grad()
-def _encode(model, split, indices: np.ndarray | None, batch_size: int, device, encode) -> list[np.ndarray]:
+def encode_split(model, split, indices: np.ndarray | None, batch_size: int, device, encode) -> list[np.ndarray]:
     """`encode(batch)` -> tensors (B, ...) for the sentences `indices` of `split` (default all), in eval
     mode, as float64 arrays in the order of `indices`. An image split is read as `ImageBatches` reads it
     outside training: its stored binarisation (a grey split: one fixed, seeded binarisation)."""
@@ -65,7 +65,7 @@ def posterior_params(model, split, indices: np.ndarray | None = None, batch_size
                      device: str | torch.device = "cpu") -> tuple[np.ndarray, np.ndarray]:
     """Eval-mode (mean, logvar) of the sentences `indices` of `split` (default all), float64 (n, D) each,
     in the order of `indices`; with a flow, of the base Gaussian q(z0|x)."""
-    mean, logvar = _encode(model, split, indices, batch_size, device,
+    mean, logvar = encode_split(model, split, indices, batch_size, device,
                            lambda batch: model.posterior(batch, kl_weight=1.0))
     return mean, logvar
 
@@ -74,14 +74,14 @@ def probe_features(model, split, indices: np.ndarray | None = None, batch_size: 
                    device: str | torch.device = "cpu") -> np.ndarray:
     """The probe's features, float64: the eval-mode posterior means (n, D); with a flow [mu0 ; zT]
     (n, 2D), zT = the flow applied to z0 = mu0 (`VAE.features`, paper §4.2)."""
-    return _encode(model, split, indices, batch_size, device, lambda batch: (model.features(batch),))[0]
+    return encode_split(model, split, indices, batch_size, device, lambda batch: (model.features(batch),))[0]
 
 
 def mean_codes(model, split, indices: np.ndarray | None = None, batch_size: int = 128,
                device: str | torch.device = "cpu") -> np.ndarray:
     """The z that stands for each example's posterior mean, float64 (n, D): the eval-mode mean, or
     with a flow zT = the flow applied to z0 = mu0 (`VAE.codes`): what reconstructions decode."""
-    return _encode(model, split, indices, batch_size, device, lambda batch: model.codes(batch)[1:])[0]
+    return encode_split(model, split, indices, batch_size, device, lambda batch: model.codes(batch)[1:])[0]
 
 
 def per_dimension_stats(mean: np.ndarray, logvar: np.ndarray, threshold: float = 0.01) -> dict:

@@ -35,7 +35,8 @@ COLUMNS = ["run", "dataset", "model", "split", "metric", "value", "estimator", "
 def probe_rows(result: ProbeResult) -> list[dict]:
     rows = []
     for r in result.records:
-        for split, value, n in (("test", r.test_accuracy, result.n_test), ("valid", r.valid_accuracy, result.n_valid)):
+        for split, value, n in ((result.split_labels["test"], r.test_accuracy, result.n_test),
+                                (result.split_labels["valid"], r.valid_accuracy, result.n_valid)):
             rows.append({"run": result.run_dir.name, "dataset": result.dataset, "model": result.model,
                          "split": split, "metric": "accuracy", "value": value, "estimator": ESTIMATOR,
                          "n_samples": n, "seed": r.seed, "labels": r.budget, "repeat": r.repeat,
@@ -44,15 +45,18 @@ def probe_rows(result: ProbeResult) -> list[dict]:
     return rows
 
 
-def _kept_rows(path: Path, budgets: set[str], checkpoint_sha256: str) -> list[dict]:
-    """Rows of an existing probe.csv for other budgets of the same checkpoint (they stay valid)."""
+def _kept_rows(path: Path, budgets: set[str], checkpoint_sha256: str,
+               splits: set[str] | None = None) -> list[dict]:
+    """Rows of an existing probe.csv of the same checkpoint for other budgets or other splits (new data
+    is probed under its own split label, so a run's own rows survive a `classify --data`)."""
     if not path.is_file():
         return []
     with path.open(encoding="utf-8", newline="") as fh:
         reader = csv.DictReader(fh)
         if reader.fieldnames != COLUMNS:
             return []
-        return [row for row in reader if row["labels"] not in budgets
+        splits = splits or {"test", "valid"}
+        return [row for row in reader if (row["labels"] not in budgets or row["split"] not in splits)
                 and row["checkpoint_sha256"] == checkpoint_sha256]
 
 
@@ -64,7 +68,7 @@ def write_probe_csv(path: Path, result: ProbeResult) -> Path:
 
 def write_probe_rows(path: Path, new_rows: list[dict], budgets, checkpoint_sha256: str) -> Path:
     """probe.csv = `new_rows` (of `budgets`) + the rows of other budgets already there for this checkpoint."""
-    kept = _kept_rows(path, {str(b) for b in budgets}, checkpoint_sha256)
+    kept = _kept_rows(path, {str(b) for b in budgets}, checkpoint_sha256, {row["split"] for row in new_rows})
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
@@ -74,7 +78,7 @@ def write_probe_rows(path: Path, new_rows: list[dict], budgets, checkpoint_sha25
     return path
 
 
-def write_probe_h5(path: Path, result: ProbeResult, fill=None) -> Path:
+def write_probe_h5(path: Path, result: ProbeResult, fill=None, group: str = "probe") -> Path:
     """Write the `probe` group of `path`, keeping every other group (and, when the checkpoint is the
     same, the probe subgroups of other budgets). `fill(group, result)` writes the group (default: the
     label-budget probe's layout)."""
@@ -82,9 +86,9 @@ def write_probe_h5(path: Path, result: ProbeResult, fill=None) -> Path:
         if path.exists():
             shutil.copyfile(path, tmp)
         with h5py.File(tmp, "a") as f:
-            if "probe" in f and f["probe"].attrs.get("checkpoint_sha256") != result.checkpoint_sha256:
-                del f["probe"]
-            (fill or _write_group)(f.require_group("probe"), result)
+            if group in f and f[group].attrs.get("checkpoint_sha256") != result.checkpoint_sha256:
+                del f[group]
+            (fill or _write_group)(f.require_group(group), result)
     return path
 
 
@@ -96,6 +100,8 @@ def _write_group(group: h5py.Group, result: ProbeResult) -> None:
         "n_classes": result.n_classes, "majority_accuracy": result.majority_accuracy,
         "duvae_version": __version__,
     })
+    if result.data:  # `classify --data`: which files the probe trained, stopped and was scored on
+        group.attrs["data"] = json.dumps(result.data)
     for budget in dict.fromkeys(r.budget for r in result.records):
         rows = [r for r in result.records if r.budget == budget]
         if str(budget) in group:
@@ -119,7 +125,8 @@ def _write_group(group: h5py.Group, result: ProbeResult) -> None:
 def write_outputs(result: ProbeResult) -> list[Path]:
     """probe.csv and metrics.h5 in the run directory."""
     run_dir = Path(result.run_dir)
-    return [write_probe_csv(run_dir / "probe.csv", result), write_probe_h5(run_dir / "metrics.h5", result)]
+    return [write_probe_csv(run_dir / "probe.csv", result),
+            write_probe_h5(run_dir / "metrics.h5", result, group=result.h5_group)]
 
 
 def result_json(result: ProbeResult, files: list[Path]) -> dict:

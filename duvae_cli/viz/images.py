@@ -60,15 +60,25 @@ def draw_image_samples(run_dir: Path, options) -> Figure:
                f"{', ...' if len(drawn['rows']) > 8 else ''})", drawn["inputs"]),
               ("reconstructions: z = posterior mean, pixels sampled", drawn["reconstructions"]),
               ("prior samples: z ~ N(0, I), pixels sampled", drawn["prior"])]
-    width = max(4.0, 0.45 * len(drawn["prior"]) + 1.0)
-    row = (width - 0.4) * 28 / (len(drawn["prior"]) * (28 + GAP))  # inches per strip of tiles
-    fig = new_figure(width, 3 * (row + 0.3) + 0.9)
-    for ax, (title, images) in zip(fig.subplots(3, 1), panels):
-        ax.imshow(tile_row(images), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
-        ax.set_title(title, fontsize=8)
+    return draw_panels(panels, f"{Path(run_dir).name}: samples ({trained.checkpoint.stem} "
+                               f"{trained.checkpoint_sha256[:12]}, seed {options.seed})")
+
+
+def draw_panels(panels: list[tuple[str, np.ndarray]], title: str,
+                caption: str = "PixelCNN ancestral sampling in raster order, one Bernoulli draw per pixel; "
+                               "ink is black") -> Figure:
+    """One strip of tiles per (title, (n, H, W) images of 0/1) panel (also `duvae generate`'s grid)."""
+    most = max(len(images) for _, images in panels)
+    width = max(4.0, 0.45 * most + 1.0)
+    row = (width - 0.4) * 28 / (most * (28 + GAP))  # inches per strip of tiles
+    fig = new_figure(width, len(panels) * (row + 0.3) + 0.9)
+    axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
+    for ax, (name, images) in zip(axes, panels):
+        strip = tile_row(np.asarray(images, dtype=np.float64))
+        padded = np.full((strip.shape[0], most * (28 + GAP) - GAP), np.nan)  # shorter strips: blank right
+        padded[:, : strip.shape[1]] = strip
+        ax.imshow(padded, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(name, fontsize=8)
         ax.set_axis_off()
-    label_figure(fig, f"{Path(run_dir).name}: samples ({trained.checkpoint.stem} "
-                      f"{trained.checkpoint_sha256[:12]}, seed {options.seed})",
-                 "PixelCNN ancestral sampling in raster order, one Bernoulli draw per pixel; "
-                 "ink is black")
+    label_figure(fig, title, caption)
     return fig

@@ -1,4 +1,5 @@
-"""Text samples of a run, written to a text file: greedy reconstructions of test sentences (z = the
+"""Text samples of a run (`duvae visualize --kind samples`; decoding shared with `duvae generate`,
+duvae_cli/use/generate.py), written to a text file: greedy reconstructions of test sentences (z = the
 eval-mode posterior mean; with an IAF posterior, the flow applied to it) and sentences from prior
 codes z ~ N(0, I) decoded greedily, by sampling and by beam search."""
 
@@ -14,7 +15,7 @@ from duvae_cli.errors import UsageError
 from duvae_cli.io import atomic_write_text
 from duvae_cli.probe.features import mean_codes
 from duvae_cli.viz.artifacts import load_trained_text
-from duvae_cli.viz.decode import beam_search, greedy, sample
+from duvae_cli.use.generate import DecodeOptions, decode_codes
 
 
 @dataclass(frozen=True)
@@ -51,12 +52,14 @@ def sample_text(run_dir: Path, options: SampleOptions = SampleOptions()) -> str:
              f"{options.temperature:g}; beam = width {options.beam}, highest total log-probability; "
              f"at most {max_length} words", "",
              f"## reconstructions of {options.split} sentences (z = posterior mean, greedy)"]
-    for row, ids in zip(rows, greedy(decoder, means.to(device), max_length)):
+    greedy = DecodeOptions("greedy")
+    for row, ids in zip(rows, decode_codes(decoder, means.to(device), greedy, max_length)):
         lines += [f"[{row}] input:  {_text(dataset, data.sentence(row))}", f"      output: {_text(dataset, ids)}"]
     lines += ["", "## from the prior, z ~ N(0, I)"]
-    decoded = {"greedy": greedy(decoder, prior.to(device), max_length),
-               "sampling": sample(decoder, prior.to(device), max_length, generator, options.temperature),
-               f"beam({options.beam})": [beam_search(decoder, z.to(device), options.beam, max_length) for z in prior]}
+    sampling, beam = DecodeOptions("sample", temperature=options.temperature), DecodeOptions("beam", options.beam)
+    decoded = {"greedy": decode_codes(decoder, prior.to(device), greedy, max_length),
+               "sampling": decode_codes(decoder, prior.to(device), sampling, max_length, generator),
+               f"beam({options.beam})": decode_codes(decoder, prior.to(device), beam, max_length)}
     for i in range(options.n):
         lines.append(f"[{i}] z = ({', '.join(f'{v:.2f}' for v in prior[i][:4].tolist())}"
                      f"{', ...' if prior.shape[1] > 4 else ''})")

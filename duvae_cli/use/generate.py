@@ -1,0 +1,86 @@
+"""Sentences (and images) from latent codes: reconstructions, prior samples and interpolations.
+
+The one implementation behind `duvae generate`, `Model.reconstruct/sample/interpolate` and the text of
+`duvae visualize --kind samples`:
+- the code of an input is `VAE.codes`: the eval-mode posterior mean (with a flow, zT = the flow
+  applied to it), computed in batches exactly as `classify` does;
+- a prior code is z ~ N(0, I) from a torch generator seeded with `seed`;
+- an interpolation is linear between the codes of its two endpoints: step k of K is
+  z_a + t_k (z_b - z_a), t_k = k / (K - 1), so step 0 decodes z_a and step K-1 decodes z_b exactly;
+- decoding (`decode.py`): greedy, beam (width `beam`, highest total log-probability) or sample
+  (softmax at `temperature`, same seeded generator); at most `max_length` words.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from duvae_cli.errors import UsageError
+from duvae_cli.probe.features import encode_split
+from duvae_cli.use.decode import beam_search, greedy, sample
+
+METHODS = ("greedy", "beam", "sample")
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    method: str = "greedy"
+    beam: int = 5
+    temperature: float = 1.0
+    max_length: int | None = None  # None: the run's longest sentence + 5
+    seed: int = 783435
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise UsageError(f"--decode {self.method!r}: choose one of: {', '.join(METHODS)}")
+        if self.beam < 1 or self.temperature <= 0 or (self.max_length is not None and self.max_length < 1):
+            raise UsageError("--beam and --max-length must be >= 1 and --temperature > 0")
+
+    def generator(self) -> torch.Generator:
+        return torch.Generator().manual_seed(self.seed)
+
+
+def default_max_length(dataset) -> int:
+    """The longest sentence of any split of the run's dataset, plus 5 words."""
+    return max(int(s.lengths.max()) for s in dataset.splits.values() if len(s)) + 5
+
+
+def input_codes(model, split, batch_size: int, device) -> torch.Tensor:
+    """float32 (n, D): the code each example stands for (`VAE.codes`), in input order."""
+    codes = encode_split(model, split, None, batch_size, device, lambda batch: model.codes(batch)[1:])[0]
+    return torch.as_tensor(codes, dtype=torch.float32)
+
+
+def prior_codes(n: int, dim: int, seed: int) -> torch.Tensor:
+    """float32 (n, D) ~ N(0, I), reproducible from `seed`."""
+    if n < 1:
+        raise UsageError(f"--sample {n}: must be >= 1")
+    return torch.randn(n, dim, generator=torch.Generator().manual_seed(seed))
+
+
+def interpolation_codes(start: torch.Tensor, end: torch.Tensor, steps: int) -> tuple[np.ndarray, torch.Tensor]:
+    """(t (K,), codes (K, D)): K points on the segment from `start` (D,) to `end` (D,), both included."""
+    if steps < 2:
+        raise UsageError(f"--steps {steps}: must be >= 2 (the two endpoints)")
+    t = np.linspace(0.0, 1.0, steps)
+    weights = torch.as_tensor(t, dtype=start.dtype)[:, None]
+    codes = start[None] + weights * (end - start)[None]
+    codes[-1] = end  # exactly the end code, whatever the rounding of 1 * (end - start)
+    return t, codes
+
+
+def decode_codes(decoder, z: torch.Tensor, options: DecodeOptions, max_length: int,
+                 generator: torch.Generator | None = None) -> list[list[int]]:
+    """Word ids of one sentence per row of z (N, D) (on the decoder's device); eval mode expected."""
+    if options.method == "greedy":
+        return greedy(decoder, z, max_length)
+    if options.method == "sample":
+        return sample(decoder, z, max_length, generator or options.generator(), options.temperature)
+    return [beam_search(decoder, row, options.beam, max_length) for row in z]
+
+
+def text_of(dataset, ids) -> str:
+    return dataset.decode(ids) if len(ids) else ""
