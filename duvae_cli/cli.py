@@ -32,6 +32,9 @@ app = typer.Typer(
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or log lines on stderr.")]
 Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 RunArg = Annotated[Path, typer.Argument(help="Run directory (default: runs/latest).")]
+LogOption = Annotated[Optional[list[str]], typer.Option(
+    "--log", help="Also log to tensorboard or mlflow (repeatable; csv = history.csv, always written); "
+    'needs pip install "duvae[tracking]". See docs/tracking.md.')]
 
 
 def _version(value: bool) -> None:
@@ -142,6 +145,9 @@ def train(
     checkpoint_every: Annotated[Optional[int], typer.Option(help="Also save last.pt every N steps.")] = None,
     precision: Annotated[Optional[str], typer.Option(help="fp32, bf16 (autocast; CPU or CUDA) or fp16 "
                                                      "(CUDA).")] = None,
+    log: LogOption = None,
+    log_every: Annotated[Optional[int], typer.Option(help="Log the per-step values every N optimizer steps "
+                                                     "(default 10; --resume: the run's own).")] = None,
     quiet: Quiet = False,
     json: Json = False,
 ) -> None:
@@ -166,10 +172,10 @@ def train(
         if fixed or config or set_ or run_dir:
             raise UsageError("--resume continues a run with its saved config; only --epochs and "
                              f"--device may change (got {', '.join(fixed) or '--config/--set/--run-dir'})")
-        done = resume_run(resume, epochs=epochs, device=device, reporter=reporter)
+        done = resume_run(resume, epochs=epochs, device=device, reporter=reporter, log=log, log_every=log_every)
     else:
         resolved = resolve_config("synthetic", "du", flags, config, set_)
-        done = start_run(resolved, run_dir=run_dir, reporter=reporter)
+        done = start_run(resolved, run_dir=run_dir, reporter=reporter, log=log, log_every=log_every)
     if here.is_main:
         _print_run(done, json)
 
@@ -208,6 +214,7 @@ def evaluate(
     examples: Annotated[Optional[int], typer.Option(
         help="Evaluate a random subset of N examples of the split (seeded by --seed; each keeps the "
              "numbers a whole-split evaluation gives it).")] = None,
+    log: LogOption = None,
     quiet: Quiet = False,
     json: Json = False,
 ) -> None:
@@ -218,6 +225,9 @@ def evaluate(
     from duvae_cli.console import CliReporter, emit_json, print_table
     from duvae_cli.metrics import EvalOptions, evaluate_run, parse_memory
 
+    from duvae_cli.tracking import check_trackers
+
+    check_trackers(log)  # a missing package fails before the evaluation, not after
     here = _join_torchrun()  # a world of one outside torchrun; only rank 0 prints
     reporter = CliReporter(quiet or not here.is_main)
     options = EvalOptions(iw_samples=iw_samples, mi_estimator=mi_estimator, au_threshold=au_threshold,
@@ -227,6 +237,11 @@ def evaluate(
     if not here.is_main:
         return
     reporter.log(f"wrote {report.files['metrics_h5']} ({report.files['group']}) and {report.files['metrics_csv']}")
+    if log:
+        from duvae_cli.tracking import add_results
+        from duvae_cli.tracking.records import evaluation_scalars
+
+        add_results(run, log, evaluation_scalars(report))
     if json:
         emit_json(report.to_dict())
     else:
@@ -247,6 +262,7 @@ def classify(
     seed: Annotated[int, typer.Option(help="Seed of repeat 0; repeat r uses seed + r.")] = 783435,
     checkpoint: Annotated[str, typer.Option(help="best or last.")] = "best",
     device: Annotated[str, typer.Option(help="auto, cpu or cuda (for encoding).")] = "auto",
+    log: LogOption = None,
     quiet: Quiet = False,
     json: Json = False,
 ) -> None:
@@ -259,11 +275,16 @@ def classify(
     from duvae_cli.probe import ClassifyOptions, classify_run, result_json, write_outputs
     from duvae_cli.probe.features import dataset_kind
 
+    from duvae_cli.tracking import add_results, check_trackers
+    from duvae_cli.tracking.records import probe_scalars
+
     reporter = CliReporter(quiet)
+    check_trackers(log)
     if dataset_kind(run) == "image":
         if labels or repeats != 1:
             raise UsageError("--labels/--repeats: image runs use the per-alphabet protocol (--per-class)")
-        return _classify_alphabets(run, per_class, seed, checkpoint, device, reporter, json)
+        payload = _classify_alphabets(run, per_class, seed, checkpoint, device, reporter, json)
+        return add_results(run, log, probe_scalars(payload))
     if per_class:
         raise UsageError("--per-class: only for Omniglot runs (the per-alphabet protocol); use --labels")
     options = ClassifyOptions(budgets=tuple(labels or ()), repeats=repeats, seed=seed,
@@ -271,7 +292,9 @@ def classify(
     result = classify_run(run, options, reporter=reporter)
     files = write_outputs(result)
     reporter.log(f"wrote {', '.join(map(str, files))}")
-    _print_probe(result_json(result, files), json)
+    payload = result_json(result, files)
+    _print_probe(payload, json)
+    add_results(run, log, probe_scalars(payload))
 
 
 def _classify_alphabets(run: Path, per_class, seed: int, checkpoint: str, device: str, reporter,
@@ -287,11 +310,13 @@ def _classify_alphabets(run: Path, per_class, seed: int, checkpoint: str, device
     reporter.log(f"wrote {', '.join(map(str, files))}")
     payload = alphabet_json(result, files)
     if as_json:
-        return emit_json(payload)
+        emit_json(payload)
+        return payload
     rows = [[r["per_class"], r["alphabets"], r["n_train"], r["n_test"], r["accuracy_mean"],
              r["accuracy_char_weighted"]] for r in payload["results"]]
     print_table(f"per-alphabet linear probes: {Path(payload['run']).name} ({payload['checkpoint']})",
                 ["per class", "alphabets", "n_train", "n_test", "mean acc", "char-weighted acc"], rows)
+    return payload
 
 
 def _print_probe(payload: dict, as_json: bool) -> None:
@@ -406,3 +431,6 @@ def main(argv: list[str] | None = None) -> None:
             raise
         _fail(f"{type(exc).__name__}: {exc}".replace("\n", " ") + " (DUVAE_DEBUG=1 for the traceback)", 1)
     sys.exit(code or 0)
+
+
+from duvae_cli import cli_sweep as _cli_sweep  # noqa: E402,F401  registers `duvae sweep` on the app

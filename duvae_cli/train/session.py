@@ -9,6 +9,7 @@ from pathlib import Path
 from duvae_cli.errors import DuvaeError, UsageError
 from duvae_cli.progress import SILENT, Reporter
 from duvae_cli.train import distributed
+from duvae_cli.tracking import check_trackers, training_tracker
 from duvae_cli.train.config import TrainConfig
 from duvae_cli.train.loop import resolve_device, train
 from duvae_cli.train.precision import Precision
@@ -38,14 +39,15 @@ def open_training_data(config: TrainConfig, reporter: Reporter = SILENT):
 
 
 def start_run(config: TrainConfig, runs_root: Path = Path("runs"), run_dir: Path | None = None,
-              reporter: Reporter = SILENT) -> Path:
+              reporter: Reporter = SILENT, log: list[str] | None = None, log_every: int | None = None) -> Path:
     """Under torchrun every rank trains; rank 0 alone prepares data first, creates the run
-    directory (its name is then shared) and writes the files."""
+    directory (its name is then shared) and writes the files. `log`: trackers (tracking/)."""
     _check_runnable(config)  # before a run directory exists
+    check_trackers(log, log_every or 10)
     with distributed.main_first(distributed.world()):
         path, dataset = open_training_data(config, reporter)
     run_dir, info = distributed.run_on_main(_create_run, config, runs_root, run_dir, path, dataset, reporter)
-    _train_and_finish(config, dataset, run_dir, info, reporter, resume=False)
+    _train_and_finish(config, dataset, run_dir, info, reporter, resume=False, log=(log, log_every))
     return run_dir
 
 
@@ -62,7 +64,7 @@ def _create_run(config: TrainConfig, runs_root: Path, run_dir: Path | None, path
 
 
 def resume_run(run_dir: Path, epochs: int | None = None, device: str | None = None,
-               reporter: Reporter = SILENT) -> Path:
+               reporter: Reporter = SILENT, log: list[str] | None = None, log_every: int | None = None) -> Path:
     run_dir = Path(run_dir)
     config = read_config(run_dir)
     if not (run_dir / "checkpoints" / "last.pt").exists():
@@ -72,6 +74,7 @@ def resume_run(run_dir: Path, epochs: int | None = None, device: str | None = No
     if changes:
         config = TrainConfig(**{**config.to_dict(), **changes})
     _check_runnable(config)
+    check_trackers(log, log_every or 10)
     if changes and here.is_main:
         write_json(run_dir / "config.json", config.to_dict())
     info = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
@@ -81,7 +84,7 @@ def resume_run(run_dir: Path, epochs: int | None = None, device: str | None = No
         raise DuvaeError(f"{path}: the dataset changed since {run_dir} started (sha256 differs)")
     info.setdefault("resumed_utc", []).append(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     info["world_size"] = here.size
-    _train_and_finish(config, dataset, run_dir, info, reporter, resume=True)
+    _train_and_finish(config, dataset, run_dir, info, reporter, resume=True, log=(log, log_every))
     return run_dir
 
 
@@ -91,9 +94,20 @@ def _check_runnable(config: TrainConfig) -> None:
     Precision(config.precision, resolve_device(config.device))
 
 
-def _train_and_finish(config, dataset, run_dir: Path, info: dict, reporter: Reporter, resume: bool) -> None:
+def _train_and_finish(config, dataset, run_dir: Path, info: dict, reporter: Reporter, resume: bool,
+                      log: tuple = (None, None)) -> None:
     started = time.monotonic()
-    state = train(config, dataset, run_dir, reporter, resume=resume)
+    tracker = training_tracker(run_dir, *log, resume) if distributed.world().is_main else None
+    try:
+        state = train(config, dataset, run_dir, reporter, resume=resume, log=tracker)
+        if tracker is not None:
+            final = {"best_val_loss": state.best_loss, "epochs_done": state.epoch, "lr_decays": state.decays,
+                     **{k: v for k, v in (state.history[-1] if state.history else {}).items()
+                        if k.startswith("val_")}}
+            tracker({"kind": "final", "step": state.step, "config": config.to_dict(), "metrics": final})
+    finally:
+        if tracker is not None:
+            tracker.close()
     if not distributed.world().is_main:
         return
     info.update(finished_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
