@@ -172,7 +172,8 @@ def train(
         if fixed or config or set_ or run_dir:
             raise UsageError("--resume continues a run with its saved config; only --epochs and "
                              f"--device may change (got {', '.join(fixed) or '--config/--set/--run-dir'})")
-        done = resume_run(resume, epochs=epochs, device=device, reporter=reporter, log=log, log_every=log_every)
+        done = resume_run(resume, epochs=epochs, device=device, reporter=reporter, log=log,
+                          log_every=log_every)
     else:
         resolved = resolve_config("synthetic", "du", flags, config, set_)
         done = start_run(resolved, run_dir=run_dir, reporter=reporter, log=log, log_every=log_every)

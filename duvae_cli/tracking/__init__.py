@@ -91,9 +91,10 @@ class Tracker:
             atomic_write_text(self.run_dir / STATE, json.dumps(state, indent=2, sort_keys=True) + "\n")
         return self.sinks
 
-    def close(self) -> None:
+    def close(self, status: str = "FINISHED") -> None:
+        """`status`: FINISHED, FAILED or KILLED (MLflow's run states)."""
         for sink in self.sinks or ():
-            sink.close()
+            sink.close(status)
         self.sinks = None
 
 

@@ -71,5 +71,5 @@ class MlflowSink:
         self.params.update({p.key: p.value for p in new})
         self.scalars(step, {f"final/{k}": v for k, v in metrics.items()})
 
-    def close(self) -> None:
-        self.client.set_terminated(self.run_id)
+    def close(self, status: str = "FINISHED") -> None:
+        self.client.set_terminated(self.run_id, status=status)

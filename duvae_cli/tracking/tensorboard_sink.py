@@ -36,5 +36,5 @@ class TensorBoardSink:
             self.writer.file_writer.add_summary(summary)
         self.scalars(step, {f"final/{k}": v for k, v in metrics.items()})
 
-    def close(self) -> None:
+    def close(self, status: str = "FINISHED") -> None:
         self.writer.close()

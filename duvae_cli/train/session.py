@@ -105,9 +105,12 @@ def _train_and_finish(config, dataset, run_dir: Path, info: dict, reporter: Repo
                      **{k: v for k, v in (state.history[-1] if state.history else {}).items()
                         if k.startswith("val_")}}
             tracker({"kind": "final", "step": state.step, "config": config.to_dict(), "metrics": final})
-    finally:
+    except BaseException as exc:
         if tracker is not None:
-            tracker.close()
+            tracker.close("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        raise
+    if tracker is not None:
+        tracker.close()
     if not distributed.world().is_main:
         return
     info.update(finished_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -35,7 +35,8 @@ def posterior_pass(model, data, batch_size: int, generator: torch.Generator, dev
     inverse = torch.argsort(torch.cat(order))  # back to dataset order
     cat = lambda parts: torch.cat(parts).cpu()[inverse]  # noqa: E731
     kl_dims = cat(kls)  # (N, D)
-    return dict(rec=cat(recs), kl=kl_dims.sum(-1), kl_dims=kl_dims, mean=cat(means), logvar=cat(logvars), n_tokens=cat(tokens))
+    return dict(rec=cat(recs), kl=kl_dims.sum(-1), kl_dims=kl_dims, mean=cat(means), logvar=cat(logvars),
+                n_tokens=cat(tokens))
 
 
 def validate(model, data, batch_size: int, seed: int, device) -> dict:
