@@ -40,7 +40,8 @@ def _typed(item: str, key: str, value: str):
     try:
         return parse_set([f"{key}={value}"])[key]
     except UsageError as exc:
-        raise UsageError(f"--grid {item!r}: {str(exc).removeprefix('--set ')}") from None
+        reason = str(exc).split(": ", 1)[-1].replace("NoneType", "number")  # optional float fields
+        raise UsageError(f"--grid {item!r}: {reason}") from None
 
 
 def parse_seeds(text: str | None) -> list[int] | None:
