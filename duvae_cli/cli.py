@@ -15,7 +15,7 @@ import typer
 from typer.exceptions import TyperException
 
 from duvae_cli import __version__
-from duvae_cli.commands import evaluate, figures, prepare, train, use
+from duvae_cli.commands import evaluate, figures, prepare, sweep, train, use
 from duvae_cli.errors import DuvaeError
 
 app = typer.Typer(
@@ -52,6 +52,7 @@ app.command()(evaluate.evaluate)
 app.command()(evaluate.classify)
 app.command()(figures.visualize)
 app.command()(figures.report)
+app.command()(sweep.sweep)
 use.register(app)  # encode, generate (docs/use.md)
 
 

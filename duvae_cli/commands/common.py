@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or log lines on stderr.")]
 Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+LogOption = Annotated[Optional[list[str]], typer.Option(
+    "--log", help="Also log to tensorboard or mlflow (repeatable; csv = history.csv, always written); "
+    'needs pip install "duvae[tracking]". See docs/tracking.md.')]
 RunArg = Annotated[Path, typer.Argument(help="Run directory (default: runs/latest).")]
 
 

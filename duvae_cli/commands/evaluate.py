@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from duvae_cli.commands.common import Json, Quiet, RunArg, join_torchrun
+from duvae_cli.commands.common import Json, LogOption, Quiet, RunArg, join_torchrun
 from duvae_cli.errors import UsageError
 
 
@@ -30,6 +30,7 @@ def evaluate(
     data: Annotated[Optional[Path], typer.Option(
         help="Evaluate this data instead (text file, dataset.h5 + --split, or .npz), tokenized with the run's "
              "vocabulary; written under the split name NAME@FINGERPRINT (docs/use.md).")] = None,
+    log: LogOption = None,
     quiet: Quiet = False,
     json: Json = False,
 ) -> None:
@@ -39,7 +40,9 @@ def evaluate(
     """
     from duvae_cli.console import CliReporter, emit_json, print_table
     from duvae_cli.metrics import EvalOptions, evaluate_run, parse_memory
+    from duvae_cli.tracking import check_trackers
 
+    check_trackers(log)  # a missing package fails before the evaluation, not after
     here = join_torchrun()  # a world of one outside torchrun; only rank 0 prints
     reporter = CliReporter(quiet or not here.is_main)
     options = EvalOptions(iw_samples=iw_samples, mi_estimator=mi_estimator, au_threshold=au_threshold,
@@ -59,6 +62,11 @@ def evaluate(
         emit_json(report.to_dict())
     else:
         print_table(report.title(), ["metric", "value", "estimator"], report.rows())
+    if log:
+        from duvae_cli.tracking import add_results
+        from duvae_cli.tracking.records import evaluation_scalars
+
+        add_results(run, log, evaluation_scalars(report))
 
 
 def classify(
@@ -77,6 +85,7 @@ def classify(
     data: Annotated[Optional[list[str]], typer.Option(
         help="Probe new labelled data: one dataset.h5, or train=FILE valid=FILE test=FILE (repeat the option; "
              "LABEL<TAB> lines); default budget: all its train examples (docs/use.md).")] = None,
+    log: LogOption = None,
     quiet: Quiet = False,
     json: Json = False,
 ) -> None:
@@ -88,14 +97,18 @@ def classify(
     from duvae_cli.console import CliReporter
     from duvae_cli.probe import ClassifyOptions, classify_run, result_json, write_outputs
     from duvae_cli.probe.features import dataset_kind
+    from duvae_cli.tracking import add_results, check_trackers
+    from duvae_cli.tracking.records import probe_scalars
 
+    check_trackers(log)
     reporter = CliReporter(quiet)
     if dataset_kind(run) == "image":
         if data:
             raise UsageError("--data: image runs use the per-alphabet protocol on their own dataset")
         if labels or repeats != 1:
             raise UsageError("--labels/--repeats: image runs use the per-alphabet protocol (--per-class)")
-        return _classify_alphabets(run, per_class, seed, checkpoint, device, reporter, json)
+        payload = _classify_alphabets(run, per_class, seed, checkpoint, device, reporter, json)
+        return add_results(run, log, probe_scalars(payload))
     if per_class:
         raise UsageError("--per-class: only for Omniglot runs (the per-alphabet protocol); use --labels")
     options = ClassifyOptions(budgets=tuple(labels or ()), repeats=repeats, seed=seed,
@@ -108,7 +121,9 @@ def classify(
         result = classify_run(run, options, reporter=reporter)
     files = write_outputs(result)
     reporter.log(f"wrote {', '.join(map(str, files))}")
-    _print_probe(result_json(result, files), json)
+    payload = result_json(result, files)
+    _print_probe(payload, json)
+    add_results(run, log, probe_scalars(payload))
 
 
 def _classify_alphabets(run: Path, per_class, seed: int, checkpoint: str, device: str, reporter,
@@ -124,11 +139,13 @@ def _classify_alphabets(run: Path, per_class, seed: int, checkpoint: str, device
     reporter.log(f"wrote {', '.join(map(str, files))}")
     payload = alphabet_json(result, files)
     if as_json:
-        return emit_json(payload)
+        emit_json(payload)
+        return payload
     rows = [[r["per_class"], r["alphabets"], r["n_train"], r["n_test"], r["accuracy_mean"],
              r["accuracy_char_weighted"]] for r in payload["results"]]
     print_table(f"per-alphabet linear probes: {Path(payload['run']).name} ({payload['checkpoint']})",
                 ["per class", "alphabets", "n_train", "n_test", "mean acc", "char-weighted acc"], rows)
+    return payload
 
 
 def _print_probe(payload: dict, as_json: bool) -> None:

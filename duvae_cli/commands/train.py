@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from duvae_cli.commands.common import Json, Quiet, join_torchrun
+from duvae_cli.commands.common import Json, LogOption, Quiet, join_torchrun
 from duvae_cli.errors import UsageError
 
 # The flags that are not config fields: (name, annotation, default).
@@ -20,6 +20,9 @@ _RUN_FLAGS = [
                                                          "(docs/options.md lists them).")], None),
     ("run_dir", Annotated[Optional[Path], typer.Option(help="Run directory (default runs/<generated>).")], None),
     ("resume", Annotated[Optional[Path], typer.Option(help="Continue this run from its last checkpoint.")], None),
+    ("log", LogOption, None),
+    ("log_every", Annotated[Optional[int], typer.Option(help="Log the per-step values every N optimizer steps "
+                                                         "(default 10; --resume: the run's own).")], None),
     ("quiet", Quiet, False),
     ("json", Json, False),
 ]
@@ -38,6 +41,7 @@ def train(**values) -> None:
 
     config, set_, run_dir, resume = (values.pop(k) for k in ("config", "set_", "run_dir", "resume"))
     quiet, as_json = values.pop("quiet"), values.pop("json")
+    log, log_every = values.pop("log"), values.pop("log_every")
     flags = values  # config fields; None = not given
     here = join_torchrun()  # a world of one outside torchrun; only rank 0 prints
     reporter = CliReporter(quiet or not here.is_main)
@@ -46,10 +50,11 @@ def train(**values) -> None:
         if fixed or config or set_ or run_dir:
             raise UsageError("--resume continues a run with its saved config; only --epochs and "
                              f"--device may change (got {', '.join(fixed) or '--config/--set/--run-dir'})")
-        done = resume_run(resume, epochs=flags.get("epochs"), device=flags.get("device"), reporter=reporter)
+        done = resume_run(resume, epochs=flags.get("epochs"), device=flags.get("device"), reporter=reporter,
+                          log=log, log_every=log_every)
     else:
         resolved = resolve_config("synthetic", "du", flags, config, set_)
-        done = start_run(resolved, run_dir=run_dir, reporter=reporter)
+        done = start_run(resolved, run_dir=run_dir, reporter=reporter, log=log, log_every=log_every)
     if here.is_main:
         _print_run(done, as_json)
 

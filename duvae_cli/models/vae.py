@@ -30,6 +30,7 @@ class VAEOutput:
     logvar: torch.Tensor  # (B, D) posterior log-variance after the regularizer (base, with a flow)
     z: torch.Tensor | None = None  # (B, D) the sample decoded (zT with a flow)
     log_q: torch.Tensor | None = None  # (B,) log q(z|x) of that sample, nats
+    grad_norm: float | None = None  # global gradient norm before clipping (set by the training step)
 
 
 class Posterior(NamedTuple):

@@ -25,6 +25,7 @@ import torch
 
 from duvae_cli.errors import DuvaeError
 from duvae_cli.interrupt import Interrupted
+from duvae_cli.tracking.records import epoch_record, step_record
 from duvae_cli.progress import SILENT, Reporter
 from duvae_cli.train import distributed
 from duvae_cli.train.batching import batches_for
@@ -83,12 +84,14 @@ def kl_weight_at(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
 
 
 def train(config: TrainConfig, dataset, run_dir: Path, reporter: Reporter = SILENT,
-          resume: bool = False, is_main: bool = True, stop=None, on_checkpoint=None) -> LoopState:
+          resume: bool = False, is_main: bool = True, stop=None, on_checkpoint=None, log=None) -> LoopState:
     """`stop` (interrupt.StopFlag): when set, last.pt is saved after the step in progress and the
-    run ends with interrupt.Interrupted. `on_checkpoint()` is called after each save (rank 0)."""
+    run ends with interrupt.Interrupted. `on_checkpoint()` is called after each save (rank 0).
+    `log`: a callable taking the records of tracking/records.py (rank 0 only), or None."""
     here = distributed.world()  # a world of one outside torchrun (docs/distributed.md)
     distributed.check_config(config, here)
     is_main = is_main and here.is_main
+    log = log if is_main else None
     device = here.device(resolve_device(config.device))
     torch.manual_seed(config.seed)
     model = build_model(config, dataset).to(device)
@@ -134,7 +137,10 @@ def train(config: TrainConfig, dataset, run_dir: Path, reporter: Reporter = SILE
                     raise NonFiniteLoss(_nan_message(state, out, checkpoints / "last.pt"))
                 state.step += 1
                 state.batch_in_epoch += 1
-                _accumulate(state.sums, out, model, len(out.rec), time.perf_counter() - started, kl_weight)
+                seconds = time.perf_counter() - started
+                _accumulate(state.sums, out, model, len(out.rec), seconds, kl_weight)
+                if log is not None:
+                    log(step_record(state, out, kl_weight, seconds))
                 task.advance(len(out.rec), loss=out.loss.item(), kl=out.kl.mean().item())
                 if config.checkpoint_every and state.step % config.checkpoint_every == 0:
                     save("last.pt")
@@ -146,6 +152,8 @@ def train(config: TrainConfig, dataset, run_dir: Path, reporter: Reporter = SILE
         if improved:
             state.best_loss = metrics["loss"]
         state.history.append(_history_row(state, metrics, config))
+        if log is not None:
+            log(epoch_record(state, metrics))
         note = strategy.end_epoch(state, metrics[strategy.mi_key])  # aggressive: ends at the first fall of MI
         if note and is_main:
             reporter.log(note)

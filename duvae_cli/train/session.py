@@ -14,6 +14,7 @@ from duvae_cli.errors import DuvaeError, UsageError
 from duvae_cli.interrupt import Interrupted
 from duvae_cli.progress import SILENT, Reporter
 from duvae_cli.train import distributed
+from duvae_cli.tracking import check_trackers, training_tracker
 from duvae_cli.train.config import TrainConfig
 from duvae_cli.train.loop import resolve_device, train
 from duvae_cli.train.precision import Precision, resolve_auto
@@ -45,11 +46,13 @@ def open_training_data(config: TrainConfig, reporter: Reporter = SILENT):
 
 
 def start_run(config: TrainConfig, runs_root: Path = Path("runs"), run_dir: Path | None = None,
-              reporter: Reporter = SILENT) -> Path:
+              reporter: Reporter = SILENT, log: list[str] | None = None, log_every: int | None = None) -> Path:
     """Under torchrun every rank trains; rank 0 alone prepares data first, creates the run
     directory (its name is then shared) and writes the files. A run that stops before its first
-    checkpoint is removed again; `runs/latest` moves to a run once it has a checkpoint."""
+    checkpoint is removed again; `runs/latest` moves to a run once it has a checkpoint. `log`: trackers
+    (tracking/)."""
     _check_runnable(config)  # before a run directory exists
+    check_trackers(log, log_every or 10)
     with distributed.main_first(distributed.world()):
         path, dataset = open_training_data(config, reporter)
     config, why = _resolve_precision(config, getattr(dataset, "kind", "text"))
@@ -59,7 +62,7 @@ def start_run(config: TrainConfig, runs_root: Path = Path("runs"), run_dir: Path
                                                 reporter, held)
         _check_ranks_data(run_dir, dataset, info["data_binding"])
         try:
-            _train_and_finish(config, dataset, run_dir, info, reporter, resume=False)
+            _train_and_finish(config, dataset, run_dir, info, reporter, resume=False, log=(log, log_every))
         except BaseException as exc:  # also Ctrl-C: no run directory without a checkpoint survives
             replaced = _without_dead_end(run_dir, exc)
             if replaced is exc:
@@ -118,7 +121,7 @@ def _check_ranks_data(run_dir: Path, dataset, bound: dict) -> None:
 
 
 def resume_run(run_dir: Path, epochs: int | None = None, device: str | None = None,
-               reporter: Reporter = SILENT) -> Path:
+               reporter: Reporter = SILENT, log: list[str] | None = None, log_every: int | None = None) -> Path:
     run_dir = Path(run_dir)
     with contextlib.ExitStack() as held:
         if run_dir.is_dir():
@@ -131,6 +134,7 @@ def resume_run(run_dir: Path, epochs: int | None = None, device: str | None = No
         if changes:
             config = TrainConfig(**{**config.to_dict(), **changes})
         _check_runnable(config)
+        check_trackers(log, log_every or 10)
         info = read_json(run_dir / "manifest.json")
         with distributed.main_first(here):
             path, dataset = open_training_data(config, reporter)
@@ -141,7 +145,7 @@ def resume_run(run_dir: Path, epochs: int | None = None, device: str | None = No
             write_json(run_dir / "config.json", config.to_dict())
         info.setdefault("resumed_utc", []).append(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         info["world_size"] = here.size
-        _train_and_finish(config, dataset, run_dir, info, reporter, resume=True)
+        _train_and_finish(config, dataset, run_dir, info, reporter, resume=True, log=(log, log_every))
     return run_dir
 
 
@@ -160,8 +164,10 @@ def _resolve_precision(config: TrainConfig, data_kind: str) -> tuple[TrainConfig
     return dataclasses.replace(config, precision=name), why
 
 
-def _train_and_finish(config, dataset, run_dir: Path, info: dict, reporter: Reporter, resume: bool) -> None:
-    """Train; Ctrl-C (one process) stops after the step in progress, with a checkpoint of it."""
+def _train_and_finish(config, dataset, run_dir: Path, info: dict, reporter: Reporter, resume: bool,
+                      log: tuple = (None, None)) -> None:
+    """Train; Ctrl-C (one process) stops after the step in progress, with a checkpoint of it.
+    `log`: (trackers, log_every) for tracking/ (rank 0 only)."""
     started = time.monotonic()
     here = distributed.world()
     pointed = []
@@ -171,8 +177,22 @@ def _train_and_finish(config, dataset, run_dir: Path, info: dict, reporter: Repo
             point_latest(run_dir)
             pointed.append(True)
 
-    with interrupt.deferred(enabled=not here.active) as stop:  # torchrun ranks would stop at different steps
-        state = train(config, dataset, run_dir, reporter, resume=resume, stop=stop, on_checkpoint=on_checkpoint)
+    tracker = training_tracker(run_dir, *log, resume) if here.is_main else None
+    try:
+        with interrupt.deferred(enabled=not here.active) as stop:  # torchrun ranks would stop at different steps
+            state = train(config, dataset, run_dir, reporter, resume=resume, stop=stop,
+                          on_checkpoint=on_checkpoint, log=tracker)
+        if tracker is not None:
+            final = {"best_val_loss": state.best_loss, "epochs_done": state.epoch, "lr_decays": state.decays,
+                     **{k: v for k, v in (state.history[-1] if state.history else {}).items()
+                        if k.startswith("val_")}}
+            tracker({"kind": "final", "step": state.step, "config": config.to_dict(), "metrics": final})
+    except BaseException as exc:
+        if tracker is not None:
+            tracker.close("KILLED" if isinstance(exc, (KeyboardInterrupt, Interrupted)) else "FAILED")
+        raise
+    if tracker is not None:
+        tracker.close()
     if not here.is_main:
         return
     info.update(finished_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -17,7 +17,7 @@ def train_step(model, optimizer, batch, kl_weight: float, clip: float, precision
         optimizer.zero_grad(set_to_none=True)
         precision.backward(out.loss)
         precision.unscale(optimizer)
-        clip_gradients(model.parameters(), clip)
+        out.grad_norm = clip_gradients(model.parameters(), clip)  # before clipping; logged
         precision.step(optimizer)
         model.after_step()
     return out

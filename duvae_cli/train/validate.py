@@ -30,14 +30,16 @@ def posterior_pass(model, data, batch_size: int, generator: torch.Generator, dev
         eps = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
         z, log_q = model.draw(posterior, eps)
         recs.append(-model.decoder.log_prob(batch, z))
-        kls.append(model.kl_per_dim(posterior, z, log_q).sum(-1))
+        kls.append(model.kl_per_dim(posterior, z, log_q))  # (B, D)
         means.append(mean), logvars.append(logvar)
         no_tokens = torch.zeros(len(indices), dtype=torch.long)  # images: PPL is text-only
         tokens.append(getattr(batch, "n_predicted", no_tokens))
         order.append(torch.from_numpy(indices))
     inverse = torch.argsort(torch.cat(order))  # back to dataset order
     cat = lambda parts: torch.cat(parts).cpu()[inverse]  # noqa: E731
-    return dict(rec=cat(recs), kl=cat(kls), mean=cat(means), logvar=cat(logvars), n_tokens=cat(tokens))
+    kl_dims = cat(kls)  # (N, D)
+    return dict(rec=cat(recs), kl=kl_dims.sum(-1), kl_dims=kl_dims, mean=cat(means), logvar=cat(logvars),
+                n_tokens=cat(tokens))
 
 
 def validate(model, data, batch_size: int, seed: int, device, kl_weight: float = 1.0,
@@ -56,6 +58,7 @@ def validate(model, data, batch_size: int, seed: int, device, kl_weight: float =
         "loss": float(nll.mean()), "rec": float(out["rec"].mean()), "kl": float(out["kl"].mean()),
         "mi": mi_whole_set(out["mean"], out["logvar"], z), "au": au,
         "ppl": _perplexity(float(nll.sum()), int(out["n_tokens"].sum())),
+        "kl_per_dim": out["kl_dims"].double().mean(0),  # (D,) nats; logged as a histogram
     }
     if mi_batch_size:
         batches = [torch.from_numpy(b) for b in data.plan(mi_batch_size)]

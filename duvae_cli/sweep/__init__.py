@@ -1,0 +1,145 @@
+"""`duvae sweep`: a grid of ordinary training runs, resumable, run by local workers or as a SLURM job
+array, ending with the sweep's report table and its Figure-2 grid (docs/sweeps.md).
+
+ROOT/                      (default runs/sweep-<dataset>-<model>)
+    <point name>/          a run directory per point, e.g. gamma=0.4_p=1_seed=1/
+    points/<name>.json     the point's resolved config (`duvae train --config` reads it)
+    logs/<name>.log        the point's commands and their output
+    figures/grid-<metric>.png, report.md
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from duvae_cli.errors import DuvaeError, UsageError
+from duvae_cli.io import atomic_write_text
+from duvae_cli.progress import SILENT, Reporter
+from duvae_cli.sweep.grid import CHOSEN, expand, point_name
+from duvae_cli.sweep.launch import SlurmOptions, run_local, run_slurm
+from duvae_cli.sweep.points import PointSpec, then_args
+from duvae_cli.train.config import resolve_config
+
+LAUNCHERS = ("local", "slurm")
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    grid: dict  # field -> values (sweep/grid.py)
+    seeds: list[int] | None = None
+    root: Path | None = None
+    flags: dict = field(default_factory=dict)  # train flags (None = unset), as `duvae train` takes them
+    config_file: Path | None = None
+    sets: tuple[str, ...] = ()
+    trackers: tuple[str, ...] = ()  # beyond csv (tracking.check_trackers)
+    log_every: int | None = None
+    thens: tuple[str, ...] = ()
+    workers: int = 1
+    launcher: str = "local"
+    slurm: SlurmOptions = SlurmOptions()
+    metric: str = "mi"  # the grid figure's metric
+
+
+@dataclass
+class SweepResult:
+    root: Path
+    points: list[dict]  # {"name", "status", "error"} per point
+    report: str | None  # markdown table (None: no point has metrics.csv/probe.csv yet)
+    figure: Path | None  # the gamma x p grid (None: the grid is not over gamma and p)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[dict]:
+        return [p for p in self.points if p["status"] == "failed"]
+
+
+def plan(options: SweepOptions) -> list[PointSpec]:
+    """Resolve every point's config (presets < --config < --set < flags < grid values) and write it
+    to ROOT/points/<name>.json; nothing is trained here."""
+    if options.workers < 1:
+        raise UsageError(f"--workers {options.workers}: must be >= 1")
+    if options.launcher not in LAUNCHERS:
+        raise UsageError(f"--launcher {options.launcher!r}: choose one of: {', '.join(LAUNCHERS)}")
+    args = tuple(then_args(t, options.trackers) for t in options.thens)
+    values = expand(options.grid, options.seeds)
+    configs = [_point_config(options, point) for point in values]
+    root = options.root or Path("runs") / f"sweep-{configs[0].dataset}-{configs[0].model}"
+    env = _worker_env(options.workers, root)
+    train_args = tuple(a for kind in options.trackers for a in ("--log", kind))
+    train_args += ("--log-every", str(options.log_every)) if options.log_every else ()
+    specs = []
+    for point, config in zip(values, configs):
+        name = point_name(point)
+        config_path = root / "points" / f"{name}.json"
+        config_path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(config_path, json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n")
+        (root / "logs").mkdir(exist_ok=True)
+        specs.append(PointSpec(name, str(root / name), str(config_path), config.to_dict(), train_args,
+                               tuple(map(_join, args)), env, str(root / "logs" / f"{name}.log")))
+    return specs
+
+
+def _point_config(options: SweepOptions, point: dict):
+    flags = {**options.flags, **{k: v for k, v in point.items() if k in CHOSEN or k == "seed"}}
+    sets = [*options.sets, *(f"{k}={v}" for k, v in point.items() if k not in CHOSEN and k != "seed")]
+    try:
+        return resolve_config("synthetic", "du", flags, options.config_file, sets)
+    except UsageError as exc:
+        raise UsageError(f"sweep point {point_name(point)}: {exc}") from None
+
+
+def _join(args: list[str]) -> str:
+    import shlex
+
+    return shlex.join(args)
+
+
+def _worker_env(workers: int, root: Path) -> dict:
+    """The cores split between the workers (unless OMP_NUM_THREADS is set already); the MLflow
+    experiment named after the sweep (unless MLFLOW_EXPERIMENT_NAME is set)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads = os.environ.get("OMP_NUM_THREADS") or str(max(1, cores // workers))
+    env = {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+    env["MLFLOW_EXPERIMENT_NAME"] = os.environ.get("MLFLOW_EXPERIMENT_NAME") or root.name
+    return env
+
+
+def run_sweep(options: SweepOptions, reporter: Reporter = SILENT) -> SweepResult:
+    specs = plan(options)
+    root = Path(specs[0].run_dir).parent
+    reporter.log(f"sweep {root}: {len(specs)} points, {options.workers} at a time "
+                 f"({options.launcher}, OMP_NUM_THREADS={specs[0].env['OMP_NUM_THREADS']} each)")
+    if options.launcher == "slurm":
+        points = run_slurm(specs, root, options.workers, options.slurm, reporter)
+    else:
+        points = run_local(specs, options.workers, reporter)
+    order = {s.name: i for i, s in enumerate(specs)}
+    points.sort(key=lambda p: order[p["name"]])
+    return summarize(root, specs, points, options.metric)
+
+
+def summarize(root: Path, specs: list[PointSpec], points: list[dict], metric: str) -> SweepResult:
+    """`duvae report` of the sweep's trained points and `visualize --kind grid` over gamma x p."""
+    from duvae_cli.tables import build_report, format_table
+    from duvae_cli.viz import VizOptions, visualize
+
+    runs = [Path(s.run_dir) for s in specs if (Path(s.run_dir) / "history.csv").is_file()]
+    result = SweepResult(root, points, None, None)
+    if not runs:
+        result.notes.append("no point finished an epoch: no report, no grid")
+        return result
+    try:
+        result.report = format_table(build_report(runs), "markdown")
+        atomic_write_text(root / "report.md", result.report)
+    except DuvaeError as exc:
+        result.notes.append(f"no report: {exc} (add --then evaluate)")
+    configs = [s.config for s in specs]
+    if all(c.get("gamma") is not None and c.get("p") is not None for c in configs):
+        out = root / "figures" / f"grid-{metric}.png"
+        result.figure = visualize(runs, "grid", VizOptions(out=out, metric=metric))[0]
+    else:
+        result.notes.append("no grid figure: the points do not all set gamma and p")
+    return result

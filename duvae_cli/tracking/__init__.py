@@ -1,0 +1,121 @@
+"""Experiment tracking: `--log tensorboard|mlflow|csv` (docs/tracking.md).
+
+The training loop calls one logger, a `Tracker`, with plain records (tracking/records.py); the
+tracker thins the per-step records to every `every`-th step and fans each record out to its sinks
+(TensorBoard event files, an MLflow run). `csv` is history.csv, which every run writes. What a run
+logs to is kept in RUN/tracking.json, so `--resume`, `duvae evaluate --log` and `duvae classify --log`
+continue the same curves.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+from duvae_cli.errors import UsageError
+from duvae_cli.io import atomic_write_text
+from duvae_cli.tracking.records import epoch_scalars, hparams, step_scalars
+
+TRACKERS = ("csv", "tensorboard", "mlflow")
+PACKAGES = {"tensorboard": "tensorboard", "mlflow": "mlflow"}  # tracker -> module it needs
+STATE = "tracking.json"
+
+
+def check_trackers(kinds: list[str] | None, every: int = 10, option: str = "--log") -> tuple[str, ...]:
+    """The trackers beyond csv, validated: unknown names and missing packages are usage errors."""
+    out = []
+    for kind in kinds or ():
+        if kind not in TRACKERS:
+            raise UsageError(f"{option} {kind!r}: choose one of: {', '.join(TRACKERS)}")
+        if kind in PACKAGES and importlib.util.find_spec(PACKAGES[kind]) is None:
+            raise UsageError(f"{option} {kind}: the {PACKAGES[kind]} package is not installed; "
+                             'pip install "duvae[tracking]"')
+        if kind != "csv" and kind not in out:
+            out.append(kind)
+    if every < 1:
+        raise UsageError(f"--log-every {every}: must be >= 1")
+    return tuple(out)
+
+
+def read_state(run_dir: Path) -> dict:
+    path = Path(run_dir) / STATE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+class Tracker:
+    """A callable that takes a record. Sinks open at the first record: a resumed run's first step is
+    where TensorBoard purges an interrupted attempt's later events (tensorboard_sink.py)."""
+
+    def __init__(self, run_dir: Path, kinds: tuple[str, ...], every: int = 10, resume: bool = False):
+        self.run_dir, self.kinds, self.every, self.resume = Path(run_dir), kinds, every, resume
+        self.sinks: list | None = None
+
+    def __call__(self, record: dict) -> None:
+        sinks = self._open(record["step"])
+        kind, step = record["kind"], record["step"]
+        if kind == "step":
+            if step % self.every == 0:
+                for sink in sinks:
+                    sink.scalars(step, step_scalars(record))
+        elif kind == "epoch":
+            for sink in sinks:
+                sink.scalars(step, epoch_scalars(record))
+                for name, values in record["histograms"].items():
+                    sink.histogram(step, name, values)
+        elif kind == "final":
+            for sink in sinks:
+                sink.hparams(step, hparams(record["config"]), record["metrics"])
+        elif kind == "results":
+            for sink in sinks:
+                sink.scalars(step, record["metrics"])
+        else:
+            raise ValueError(f"unknown record kind {kind!r}")
+
+    def _open(self, first_step: int) -> list:
+        if self.sinks is None:
+            state = read_state(self.run_dir)
+            saved = state.get("mlflow", {})
+            self.sinks = []
+            if "tensorboard" in self.kinds:
+                from duvae_cli.tracking.tensorboard_sink import TensorBoardSink
+
+                self.sinks.append(TensorBoardSink(self.run_dir, first_step if self.resume else None))
+            if "mlflow" in self.kinds:
+                from duvae_cli.tracking.mlflow_sink import MlflowSink
+
+                self.sinks.append(MlflowSink(self.run_dir, saved))
+            kinds = sorted(set(state.get("trackers", [])) | set(self.kinds))
+            state.update(trackers=kinds, log_every=state.get("log_every", self.every),
+                         **({"mlflow": saved} if saved else {}))
+            atomic_write_text(self.run_dir / STATE, json.dumps(state, indent=2, sort_keys=True) + "\n")
+        return self.sinks
+
+    def close(self, status: str = "FINISHED") -> None:
+        """`status`: FINISHED, FAILED or KILLED (MLflow's run states)."""
+        for sink in self.sinks or ():
+            sink.close(status)
+        self.sinks = None
+
+
+def training_tracker(run_dir: Path, kinds: list[str] | None, every: int | None, resume: bool) -> Tracker | None:
+    """The tracker of `duvae train`: `kinds` as given, else (on --resume) those the run logged to."""
+    state = read_state(run_dir) if resume else {}
+    every = every or state.get("log_every", 10)
+    chosen = check_trackers(kinds if kinds is not None else state.get("trackers"), every)
+    return Tracker(run_dir, chosen, every, resume) if chosen else None
+
+
+def add_results(run_dir: Path, kinds: list[str] | None, metrics: dict[str, float]) -> None:
+    """`duvae evaluate/classify --log`: the results as scalars at the run's last training step."""
+    chosen = check_trackers(kinds)
+    if not chosen:
+        return
+    run_dir = Path(run_dir).resolve()  # runs/latest -> the run itself (its name names the MLflow run)
+    manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    step = int(manifest.get("steps") or 0)
+    tracker = Tracker(run_dir, chosen)
+    try:
+        tracker({"kind": "results", "step": step, "metrics": metrics})
+    finally:
+        tracker.close()
