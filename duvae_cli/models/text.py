@@ -21,6 +21,10 @@ class TextBatch(NamedTuple):
     lengths: torch.Tensor  # (B,) int64, including <s> and </s>
 
     def to(self, device) -> "TextBatch":
+        """On the device; to a GPU from pinned memory, without waiting for the copy."""
+        if torch.device(device).type == "cuda" and not self.tokens.is_cuda:
+            return TextBatch(self.tokens.pin_memory().to(device, non_blocking=True),
+                             self.lengths.pin_memory().to(device, non_blocking=True))
         return TextBatch(self.tokens.to(device), self.lengths.to(device))
 
     def __len__(self) -> int:
@@ -91,7 +95,9 @@ class LSTMDecoder(nn.Module):
         """log p(x | z) in nats per sentence. z (B, D) -> (B,), or z (B, K, D) -> (B, K)."""
         samples = z.dim() == 3
         B, K = len(batch), (z.shape[1] if samples else 1)
-        tokens = batch.tokens[:, : int(batch.lengths.max())]
+        # Trim a shard's padding on the CPU; on a GPU reading the length would wait for the device,
+        # and the padded positions are masked anyway (the same values, module docstring).
+        tokens = batch.tokens if batch.tokens.is_cuda else batch.tokens[:, : int(batch.lengths.max())]
         if samples:
             tokens = tokens.repeat_interleave(K, dim=0)  # (B*K, T), sample-major within example
         logits, _ = self.logits(tokens[:, :-1], z.reshape(B * K, -1))

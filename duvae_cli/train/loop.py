@@ -56,6 +56,9 @@ class LoopState:
     strategy_state: dict = field(default_factory=dict)  # the --strategy's bookkeeping (train/strategies.py)
 
 
+SHOW_EVERY = 25  # on a GPU, the progress line's loss is read back every this many steps
+
+
 class NonFiniteLoss(DuvaeError):
     pass
 
@@ -126,6 +129,7 @@ def train(config: TrainConfig, dataset, run_dir: Path, reporter: Reporter = SILE
         plan = train_data.plan(config.batch_size, np.random.default_rng([config.seed, state.epoch]),
                                min_size=here.min_batch())  # the global plan; each rank takes its shard
         model.train()
+        shown = {}  # the loss and KL the progress line shows
         with reporter.task(f"epoch {state.epoch + 1}/{config.epochs}", total=len(train_data)) as task:
             task.advance(sum(len(b) for b in plan[: state.batch_in_epoch]))
             for indices in plan[state.batch_in_epoch:]:
@@ -141,7 +145,9 @@ def train(config: TrainConfig, dataset, run_dir: Path, reporter: Reporter = SILE
                 _accumulate(state.sums, out, model, len(out.rec), seconds, kl_weight)
                 if log is not None:
                     log(step_record(state, out, kl_weight, seconds))
-                task.advance(len(out.rec), loss=out.loss.item(), kl=out.kl.mean().item())
+                if device.type == "cpu" or state.step % SHOW_EVERY == 0:  # a GPU: read back now and then
+                    shown.update(loss=out.loss.item(), kl=out.kl.mean().item())
+                task.advance(len(out.rec), **shown)
                 if config.checkpoint_every and state.step % config.checkpoint_every == 0:
                     save("last.pt")
                 stop_if_asked(in_epoch=True)
@@ -195,21 +201,23 @@ def _plateau(config, state: LoopState, loss: float, model, optimizer, best_path:
 
 
 def _accumulate(sums: dict, out, model, n: int, seconds: float, kl_weight: float) -> None:
-    for key, value in (("loss", out.loss.item() * n), ("rec", out.rec.sum().item()),
-                       ("kl", out.kl.sum().item()), ("n", n), ("seconds", seconds), ("batches", 1)):
+    """Running sums of the epoch. The loss terms stay float64 tensors on the model's device (no
+    host synchronisation per step on a GPU); `_history_row` reads them at the epoch's end."""
+    for key, value in (("loss", out.loss.detach().double() * n), ("rec", out.rec.detach().sum().double()),
+                       ("kl", out.kl.detach().sum().double()), ("n", n), ("seconds", seconds), ("batches", 1)):
         sums[key] = sums.get(key, 0.0) + value
     sums["kl_weight"] = kl_weight
     pre_bn = model.regularizer.pre_bn_variance()
     if pre_bn is not None:
-        sums["pre_bn_var"] = sums.get("pre_bn_var", 0.0) + pre_bn.double().cpu()
+        sums["pre_bn_var"] = sums.get("pre_bn_var", 0.0) + pre_bn.detach().double()
 
 
 def _history_row(state: LoopState, val: dict, config: TrainConfig) -> dict:
     s = state.sums
     row = {
         "epoch": state.epoch + 1, "step": state.step, "kl_weight": s.get("kl_weight", float("nan")),
-        "lr": state.lr, "train_loss": s["loss"] / s["n"], "train_rec": s["rec"] / s["n"],
-        "train_kl": s["kl"] / s["n"], "val_loss": val["loss"], "val_rec": val["rec"],
+        "lr": state.lr, "train_loss": float(s["loss"]) / s["n"], "train_rec": float(s["rec"]) / s["n"],
+        "train_kl": float(s["kl"]) / s["n"], "val_loss": val["loss"], "val_rec": val["rec"],
         "val_kl": val["kl"], "val_mi": val["mi"], "val_au": val["au"], "val_ppl": val["ppl"],
         "pre_bn_var_min": float("nan"), "pre_bn_var_mean": float("nan"),
         "seconds": s["seconds"], "sentences_per_s": s["n"] / max(s["seconds"], 1e-9),

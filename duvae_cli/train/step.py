@@ -23,10 +23,15 @@ def train_step(model, optimizer, batch, kl_weight: float, clip: float, precision
     return out
 
 
-def clip_gradients(parameters, max_norm: float) -> float:
-    """torch.nn.utils.clip_grad_norm_, bit for bit, but without the pass over every gradient that
-    multiplies by exactly 1.0 when the norm is already within bounds (most steps)."""
+def clip_gradients(parameters, max_norm: float) -> torch.Tensor | float:
+    """torch.nn.utils.clip_grad_norm_, bit for bit; returns the norm before clipping.
+
+    CPU: without the pass over every gradient that multiplies by exactly 1.0 when the norm is already
+    within bounds (most steps); reading the norm costs nothing there. Other devices: clip_grad_norm_
+    itself, whose clamped scale stays on the device, so the step waits for no host synchronisation."""
     grads = [p.grad for p in parameters if p.grad is not None]
+    if grads and grads[0].device.type != "cpu":
+        return torch.nn.utils.clip_grad_norm_(grads, max_norm, foreach=True)
     norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
     coefficient = max_norm / (float(norm) + 1e-6)
     if coefficient < 1.0:

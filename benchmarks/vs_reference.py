@@ -1,0 +1,197 @@
+"""duvae against the paper's own code, side by side: interleaved pairs in one run on one machine.
+
+    python benchmarks/vs_reference.py                    # 3 pairs of every workload (~30 min idle)
+    python benchmarks/vs_reference.py --pairs 5 --workloads train:yelp,iw:yelp
+
+Workloads (the reference side is ../shared/reference/reference_bench.py, unmodified code of the
+paper, run as a subprocess; the duvae side is a subprocess of this file):
+- train:SIZE for SIZE in synthetic, short-yelp, yelp: sentences/s of a training step (DU-VAE, batch
+  32, the 10,000 short-yelp train sentences, the official 8,411-word vocabulary) over steps
+  [warmup, warmup + steps). duvae runs `train/step.train_step` over the loop's own length-bucketed
+  batches at the KL weights of the loop's schedule, in the precision `--precision auto` resolves to
+  here (printed); the reference runs its `text.main` loop.
+- iw:SIZE for SIZE in short-yelp, yelp: seconds per sentence of IW-NLL with K = 500 on the first
+  100 short-yelp test sentences; duvae's `score_examples` (exact fp32, the default of `duvae
+  evaluate`), the reference's `calc_iwnll` (one sentence per batch, chunks of 100 samples).
+
+Each pair runs A (reference) then B (duvae), each in a fresh process; the ratio of a pair is
+B's throughput over A's; the table gives every pair and the median of the pairwise ratios. Run it
+with nothing else on the machine. Skips cleanly when ../shared is absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+REFERENCE = SHARED / "reference" / "reference_bench.py"
+DATA = SHARED / "data" / "short_yelp"
+SIZES = {"synthetic": (50, 50, 2), "short-yelp": (128, 512, 32), "yelp": (512, 1024, 32)}
+TRAIN_STEPS = {"synthetic": 200, "short-yelp": 200, "yelp": 100}
+WORKLOADS = ["train:synthetic", "train:short-yelp", "train:yelp", "iw:short-yelp", "iw:yelp"]
+WARMUP = 20
+
+
+def read_split(path: Path, vocab: dict[str, int], limit: int | None = None):
+    """Token ids and offsets of a short-yelp file (LABEL<TAB>sentence lines), unknown words -> <unk>."""
+    import numpy as np
+
+    ids, offsets = [], [0]
+    with path.open(encoding="utf-8") as lines:
+        for i, line in enumerate(lines):
+            if limit is not None and i >= limit:
+                break
+            ids.extend(vocab.get(w, 3) for w in line.rstrip("\n").split("\t", 1)[-1].split())
+            offsets.append(len(ids))
+    return np.asarray(ids, dtype=np.int32), np.asarray(offsets, dtype=np.int64)
+
+
+def official_vocab() -> dict[str, int]:
+    words = (DATA / "vocab.txt").read_text(encoding="utf-8").split("\n")
+    return {w: i for i, w in enumerate(w for w in words if w)}
+
+
+def duvae_train(size: str, steps: int) -> dict:
+    """sentences/s of duvae's train_step, as the loop runs it, in the precision `auto` picks."""
+    import numpy as np
+    import torch
+
+    from duvae_cli.train.batching import make_batch, plan_batches, sentence_lengths
+    from duvae_cli.train.build import build_text_model
+    from duvae_cli.train.config import resolve_config
+    from duvae_cli.train.loop import kl_weight_at
+    from duvae_cli.train.precision import Precision, resolve_auto
+    from duvae_cli.train.step import train_step
+
+    vocab = official_vocab()
+    tokens, offsets = read_split(DATA / "short_yelp.train.10000.txt", vocab)
+    embed, hidden, latent = SIZES[size]
+    config = resolve_config("short-yelp", "du", dict(embed_dim=embed, hidden_dim=hidden, latent_dim=latent,
+                                                      gamma=0.5, p=0.8))
+    device = torch.device("cpu")
+    precision_name, why = resolve_auto(config, device)
+    torch.manual_seed(0)
+    model = build_text_model(config, len(vocab)).train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr)
+    precision = Precision(precision_name, device)
+    plan = plan_batches(sentence_lengths(offsets), config.batch_size, np.random.default_rng(0))
+    sentences, seconds = 0, 0.0
+    for step, rows in enumerate(plan[: WARMUP + steps]):
+        batch = make_batch(tokens, offsets, rows)
+        start = time.perf_counter()
+        train_step(model, optimizer, batch, kl_weight_at(config, step, len(plan)), config.clip, precision)
+        if step >= WARMUP:
+            seconds += time.perf_counter() - start
+            sentences += len(batch)
+    return dict(sentences_per_s=sentences / seconds, precision=precision_name, precision_why=why,
+                threads=torch.get_num_threads())
+
+
+def duvae_iw(size: str, sentences: int, iw_samples: int) -> dict:
+    """s/sentence of duvae's IW-NLL (score_examples, fp32) on the first `sentences` test lines."""
+    import torch
+
+    from duvae_cli.metrics import EvalOptions, TextExamples, score_examples
+    from duvae_cli.train.build import build_text_model
+    from duvae_cli.train.config import resolve_config
+
+    class Split:  # the two arrays TextExamples reads
+        def __init__(self, tokens, offsets):
+            self.tokens, self.offsets = tokens, offsets
+
+    vocab = official_vocab()
+    split = Split(*read_split(DATA / "short_yelp.test.txt", vocab, sentences))
+    embed, hidden, latent = SIZES[size]
+    config = resolve_config("short-yelp", "du", dict(embed_dim=embed, hidden_dim=hidden, latent_dim=latent))
+    torch.manual_seed(0)
+    model = build_text_model(config, len(vocab)).eval()
+    options = EvalOptions(iw_samples=iw_samples)
+    warm = Split(split.tokens[: split.offsets[3]], split.offsets[:4])
+    score_examples(model, TextExamples(warm), options)  # warm-up, untimed (as the reference's 3)
+    start = time.perf_counter()
+    scores = score_examples(model, TextExamples(split), options)
+    seconds = time.perf_counter() - start
+    return dict(s_per_sentence=seconds / sentences, iw_nll=float(scores["iw_nll"].mean()), precision="fp32",
+                threads=torch.get_num_threads())
+
+
+def run_side(side: str, workload: str, args) -> dict:
+    what, size = workload.split(":")
+    if side == "reference":
+        cmd = [sys.executable, str(REFERENCE), what, "--size", size]
+        cmd += (["--steps", str(TRAIN_STEPS[size]), "--warmup", str(WARMUP)] if what == "train" else
+                ["--sentences", str(args.sentences), "--iw-samples", str(args.iw_samples)])
+    else:
+        cmd = [sys.executable, __file__, "--one", workload, "--sentences", str(args.sentences),
+               "--iw-samples", str(args.iw_samples)]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{side} {workload} failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def rate(result: dict) -> float:
+    """Throughput, larger is better: sentences/s, or sentences per second of IW-NLL."""
+    return result["sentences_per_s"] if "sentences_per_s" in result else 1.0 / result["s_per_sentence"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--workloads", default=",".join(WORKLOADS))
+    parser.add_argument("--sentences", type=int, default=100)
+    parser.add_argument("--iw-samples", type=int, default=500)
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        what, size = args.one.split(":")
+        result = (duvae_train(size, TRAIN_STEPS[size]) if what == "train"
+                  else duvae_iw(size, args.sentences, args.iw_samples))
+        print(json.dumps(result))
+        return
+    if not (REFERENCE.exists() and (DATA / "vocab.txt").exists()):
+        print(f"skipped: {REFERENCE} or {DATA} is absent")
+        return
+    import torch
+
+    print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {_cpu()}; torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads; load average {os.getloadavg()[0]:.2f} at start", flush=True)
+    rows = []
+    for workload in args.workloads.split(","):
+        ratios = []
+        for pair in range(args.pairs):
+            reference, duvae = run_side("reference", workload, args), run_side("duvae", workload, args)
+            ratios.append(rate(duvae) / rate(reference))
+            unit = "sentences/s" if workload.startswith("train") else "s/sentence"
+            key = "sentences_per_s" if unit == "sentences/s" else "s_per_sentence"
+            print(f"{workload:<17} pair {pair + 1}: reference {reference[key]:.3f}, duvae {duvae[key]:.3f} "
+                  f"{unit} ({duvae['precision']}) -> {ratios[-1]:.2f}x", flush=True)
+            rows.append(dict(workload=workload, pair=pair + 1, reference=reference, duvae=duvae,
+                             ratio=ratios[-1]))
+        print(f"{workload:<17} median of {args.pairs} pairwise ratios: {statistics.median(ratios):.2f}x",
+              flush=True)
+    print(f"# load average {os.getloadavg()[0]:.2f} at the end")
+    print("# JSON " + json.dumps(rows))
+
+
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} ({platform.machine()})"
+    except OSError:
+        pass
+    return platform.platform()
+
+
+if __name__ == "__main__":
+    main()
