@@ -14,6 +14,7 @@ autocasts the forward pass (train/precision.py). See docs/distributed.md.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
@@ -32,7 +33,7 @@ from duvae_cli.train.batching import batches_for
 from duvae_cli.train.build import build_model
 from duvae_cli.train.config import TrainConfig
 from duvae_cli.train.history import write_history
-from duvae_cli.train.precision import FP32, Precision, resolve_auto
+from duvae_cli.train.precision import FP32, Precision, native_bf16, resolve_auto
 from duvae_cli.train.run import load_checkpoint, save_checkpoint
 from duvae_cli.train.step import clip_gradients, train_step  # noqa: F401  (re-exported: tests, benchmarks)
 from duvae_cli.train.strategies import make_strategy
@@ -90,7 +91,15 @@ def train(config: TrainConfig, dataset, run_dir: Path, reporter: Reporter = SILE
           resume: bool = False, is_main: bool = True, stop=None, on_checkpoint=None, log=None) -> LoopState:
     """`stop` (interrupt.StopFlag): when set, last.pt is saved after the step in progress and the
     run ends with interrupt.Interrupted. `on_checkpoint()` is called after each save (rank 0).
-    `log`: a callable taking the records of tracking/records.py (rank 0 only), or None."""
+    `log`: a callable taking the records of tracking/records.py (rank 0 only), or None.
+    fp32 training on CUDA uses TF32 matrix products (train/precision.py); evaluation does not."""
+    device = resolve_device(config.device)
+    fp32 = config.precision == "fp32" or (config.precision == "auto" and native_bf16(device) is None)
+    with Precision("fp32", device).training() if fp32 else contextlib.nullcontext():
+        return _train(config, dataset, run_dir, reporter, resume, is_main, stop, on_checkpoint, log)
+
+
+def _train(config, dataset, run_dir, reporter, resume, is_main, stop, on_checkpoint, log) -> LoopState:
     here = distributed.world()  # a world of one outside torchrun (docs/distributed.md)
     distributed.check_config(config, here)
     is_main = is_main and here.is_main

@@ -100,6 +100,11 @@ class Precision:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.dtype)
 
+    def training(self):
+        """The context of a whole training run: fp32 on CUDA trains with TF32 matrix products and
+        convolutions (`duvae evaluate` runs outside it, in full fp32)."""
+        return _tf32() if self.full and self.device.type == "cuda" else contextlib.nullcontext()
+
     def backward(self, loss: torch.Tensor) -> None:
         (loss if self.scaler is None else self.scaler.scale(loss)).backward()
 
@@ -125,3 +130,14 @@ class Precision:
 
 
 FP32 = Precision()
+
+
+@contextlib.contextmanager
+def _tf32():
+    """TF32 for CUDA matmuls and cuDNN inside the block, the previous settings after it."""
+    matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn

@@ -1,0 +1,181 @@
+"""Parity of bf16 training with fp32: the same configurations trained in both, evaluated in fp32.
+
+    python benchmarks/precision_parity.py synthetic            # vae bn du x 3 seeds x {fp32, bf16}
+    python benchmarks/precision_parity.py short-yelp           # bn du x 2 seeds, paper size, 3 epochs
+    python benchmarks/precision_parity.py table                # the parity tables of what has run
+
+Every step is a `duvae` command, printed before it runs; a step whose output exists is skipped and an
+interrupted training resumes, so the script can be stopped and restarted. Work goes to
+WORK/runs/PART/MODEL-sSEED-PRECISION (default WORK = ./parity, git-ignored).
+
+- synthetic: the full preset (20 epochs, 16,000 sentences), vae, bn and du, seeds 1-3.
+- short-yelp: the 67,642-sentence training set of docs/replication.md (benchmarks/replicate.py
+  builds it), paper size (128/512/32), --epochs (default 3) with the KL warm-up over half of them,
+  bn and du, seeds 1-2.
+- Evaluation, the same for every run and always fp32: IW-NLL with K = --iw-samples on the test split
+  (short-yelp: a seeded subset of --examples), KL, MI, AU; linear probe accuracy at 100 labels.
+
+The table gives, per model and metric, the fp32 and bf16 means over seeds, their difference, and the
+seed-to-seed standard deviation (pooled over the two precisions); bf16 is "within seed noise" when
+|mean difference| <= 2 x that standard deviation x sqrt(2 / seeds) (twice the standard error of a
+difference of two means), the rule docs/training.md quotes for `--precision auto`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib.util
+import math
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PARTS = {
+    "synthetic": dict(dataset="synthetic", models=["vae", "bn", "du"], seeds=3, epochs=None, train=[],
+                      iw_samples=500, examples=None),
+    "short-yelp": dict(dataset="short-yelp", models=["bn", "du"], seeds=2, epochs=3, train=[],
+                       iw_samples=500, examples=1000),
+}
+PRECISIONS = ("fp32", "bf16")
+METRICS = ("iw_nll", "kl", "mi", "au", "acc@100")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("part", choices=[*PARTS, "table"])
+    parser.add_argument("--work", type=Path, default=Path("parity"))
+    parser.add_argument("--models", help="comma-separated (default: the part's)")
+    parser.add_argument("--seeds", type=int, help="seeds 1..S (default: the part's)")
+    parser.add_argument("--epochs", type=int, help="epochs (default: synthetic's preset; short-yelp 3)")
+    parser.add_argument("--iw-samples", type=int)
+    parser.add_argument("--examples", type=int, help="evaluate a seeded subset of the test split (0: all)")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    work = args.work.resolve()
+    if args.part == "table":
+        print(table(work))
+        return 0
+    part = dict(PARTS[args.part])
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+    data = work / "data"
+    source = prepare_source(args.part, work)
+    step(work, env, data / part["dataset"] / "dataset.h5",
+         ["duvae", "prepare", args.part, *(["--source", str(source)] if source else []), "--out", str(data), "-q"])
+    epochs = args.epochs or part["epochs"]
+    for model in (args.models.split(",") if args.models else part["models"]):
+        for seed in range(1, (args.seeds or part["seeds"]) + 1):
+            for precision in PRECISIONS:
+                run = work / "runs" / args.part / f"{model}-s{seed}-{precision}"
+                train(work, env, part, model, seed, precision, epochs, data, run)
+                examples = part["examples"] if args.examples is None else args.examples
+                step(work, env, run / "metrics.csv",
+                     ["duvae", "evaluate", str(run), "--iw-samples", str(args.iw_samples or part["iw_samples"]),
+                      *(["--examples", str(examples)] if examples else []), "-q"])
+                step(work, env, run / "probe.csv", ["duvae", "classify", str(run), "--labels", "100", "-q"])
+    print(table(work))
+    return 0
+
+
+def prepare_source(part: str, work: Path) -> Path | None:
+    """short-yelp: the replication's training set, built by benchmarks/replicate.py."""
+    if part != "short-yelp":
+        return None
+    spec = importlib.util.spec_from_file_location("replicate", HERE / "replicate.py")
+    replicate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(replicate)
+    return replicate.short_yelp_source(work / "raw" / "short-yelp")
+
+
+def step(work: Path, env: dict, output: Path, command: list[str]) -> None:
+    """Run `command` once: skipped when `output` exists."""
+    if output.exists():
+        return
+    work.mkdir(parents=True, exist_ok=True)
+    print("$ " + shlex.join(command), flush=True)
+    started = time.perf_counter()
+    done = subprocess.run(command, env=env, cwd=work)
+    print(f"  ({time.perf_counter() - started:.0f} s)", flush=True)
+    if done.returncode != 0:
+        sys.exit(f"precision_parity: exit code {done.returncode}: {shlex.join(command)}")
+
+
+def train(work: Path, env: dict, part: dict, model: str, seed: int, precision: str, epochs: int | None,
+          data: Path, run: Path) -> None:
+    done = run / "train.done"
+    if done.exists():
+        return
+    if (run / "checkpoints" / "last.pt").exists():
+        command = ["duvae", "train", "--resume", str(run), "-q"]
+    else:
+        command = ["duvae", "train", "--dataset", part["dataset"], "--model", model, "--seed", str(seed),
+                   "--precision", precision, "--set", f"data_root={data}", "--run-dir", str(run), "-q",
+                   *part["train"]]
+        if epochs:
+            command += ["--epochs", str(epochs), "--warm-up", f"{epochs / 2:g}"]
+    step(work, env, done, command)
+    done.write_text("ok\n")
+
+
+def read_numbers(run: Path) -> dict[str, float]:
+    """The run's fp32 evaluation (metrics.csv) and its probe accuracy at 100 labels (probe.csv)."""
+    numbers = {}
+    with (run / "metrics.csv").open(encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            if row["metric"] in METRICS:
+                numbers[row["metric"]] = float(row["value"])
+    with (run / "probe.csv").open(encoding="utf-8") as f:
+        accuracies = [float(row["value"]) for row in csv.DictReader(f)
+                      if row["metric"] == "accuracy" and row["labels"] == "100" and row["split"] == "test"]
+    if accuracies:
+        numbers["acc@100"] = 100 * statistics.mean(accuracies)  # over the probe's repeats
+    return numbers
+
+
+def table(work: Path) -> str:
+    lines = []
+    for part in PARTS:
+        runs = sorted((work / "runs" / part).glob("*-s*-*")) if (work / "runs" / part).is_dir() else []
+        results: dict[tuple[str, str], list[dict]] = {}
+        for run in runs:
+            if (run / "probe.csv").exists() and (run / "metrics.csv").exists():
+                model, seed, precision = run.name.rsplit("-", 2)
+                results.setdefault((model, precision), []).append(read_numbers(run))
+        models = sorted({m for m, _ in results})
+        if not models:
+            continue
+        lines += [f"\n{part}\n", "| model | metric | fp32 | bf16 | bf16 - fp32 | seed sd | within noise |",
+                  "|---|---|---|---|---|---|---|"]
+        for model in models:
+            fp32, bf16 = results.get((model, "fp32"), []), results.get((model, "bf16"), [])
+            for metric in METRICS:
+                a = [r[metric] for r in fp32 if metric in r]
+                b = [r[metric] for r in bf16 if metric in r]
+                if not a or not b:
+                    continue
+                lines.append(_row(model, metric, a, b))
+    return "\n".join(lines)
+
+
+def _row(model: str, metric: str, a: list[float], b: list[float]) -> str:
+    diff = statistics.mean(b) - statistics.mean(a)
+    spreads = [statistics.variance(x) for x in (a, b) if len(x) > 1]
+    sd = math.sqrt(statistics.mean(spreads)) if spreads else float("nan")
+    n = min(len(a), len(b))
+    bound = 2 * sd * math.sqrt(2 / n) if not math.isnan(sd) else float("nan")
+    verdict = "-" if math.isnan(bound) else ("yes" if abs(diff) <= bound else "NO")
+    return (f"| {model} | {metric} | {_ms(a)} | {_ms(b)} | {diff:+.3f} | {sd:.3f} | {verdict} |")
+
+
+def _ms(values: list[float]) -> str:
+    sd = statistics.stdev(values) if len(values) > 1 else float("nan")
+    return f"{statistics.mean(values):.3f} ± {sd:.3f} (n={len(values)})"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
