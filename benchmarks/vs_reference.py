@@ -22,6 +22,7 @@ with nothing else on the machine. Skips cleanly when ../shared is absent.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -60,8 +61,9 @@ def official_vocab() -> dict[str, int]:
     return {w: i for i, w in enumerate(w for w in words if w)}
 
 
-def duvae_train(size: str, steps: int) -> dict:
-    """sentences/s of duvae's train_step, as the loop runs it, in the precision `auto` picks."""
+def duvae_train(size: str, steps: int, device: str = "cpu", precision: str = "auto") -> dict:
+    """sentences/s of duvae's train_step as the loop runs it (batches made beforehand, as the
+    reference's are), in `precision` ("auto": what `duvae train` would pick here; "tf32" on CUDA)."""
     import numpy as np
     import torch
 
@@ -77,26 +79,40 @@ def duvae_train(size: str, steps: int) -> dict:
     embed, hidden, latent = SIZES[size]
     config = resolve_config("short-yelp", "du", dict(embed_dim=embed, hidden_dim=hidden, latent_dim=latent,
                                                       gamma=0.5, p=0.8))
-    device = torch.device("cpu")
-    precision_name, why = resolve_auto(config, device)
+    where = torch.device(device)
+    why = "as asked"
+    if precision == "auto":
+        precision, why = resolve_auto(config, where)
     torch.manual_seed(0)
-    model = build_text_model(config, len(vocab)).train()
+    model = build_text_model(config, len(vocab)).to(where).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr)
-    precision = Precision(precision_name, device)
+    mode = Precision("fp32" if precision == "tf32" else precision, where)
     plan = plan_batches(sentence_lengths(offsets), config.batch_size, np.random.default_rng(0))
-    sentences, seconds = 0, 0.0
-    for step, rows in enumerate(plan[: WARMUP + steps]):
-        batch = make_batch(tokens, offsets, rows)
+    batches = [make_batch(tokens, offsets, rows).to(where) for rows in plan[: WARMUP + steps]]
+    weights = [kl_weight_at(config, step, len(plan)) for step in range(len(batches))]
+    tf32 = mode.training() if precision == "tf32" else contextlib.nullcontext()
+    with tf32:
+        for batch, weight in zip(batches[:WARMUP], weights):
+            train_step(model, optimizer, batch, weight, config.clip, mode)
+        _sync(where)
         start = time.perf_counter()
-        train_step(model, optimizer, batch, kl_weight_at(config, step, len(plan)), config.clip, precision)
-        if step >= WARMUP:
-            seconds += time.perf_counter() - start
-            sentences += len(batch)
-    return dict(sentences_per_s=sentences / seconds, precision=precision_name, precision_why=why,
-                threads=torch.get_num_threads())
+        for batch, weight in zip(batches[WARMUP:], weights[WARMUP:]):
+            train_step(model, optimizer, batch, weight, config.clip, mode)
+        _sync(where)
+        seconds = time.perf_counter() - start
+    sentences = sum(len(batch) for batch in batches[WARMUP:])
+    return dict(sentences_per_s=sentences / seconds, precision=precision, precision_why=why,
+                device=device, threads=torch.get_num_threads())
 
 
-def duvae_iw(size: str, sentences: int, iw_samples: int) -> dict:
+def _sync(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def duvae_iw(size: str, sentences: int, iw_samples: int, device: str = "cpu") -> dict:
     """s/sentence of duvae's IW-NLL (score_examples, fp32) on the first `sentences` test lines."""
     import torch
 
@@ -104,35 +120,41 @@ def duvae_iw(size: str, sentences: int, iw_samples: int) -> dict:
     from duvae_cli.train.build import build_text_model
     from duvae_cli.train.config import resolve_config
 
-    class Split:  # the two arrays TextExamples reads
-        def __init__(self, tokens, offsets):
-            self.tokens, self.offsets = tokens, offsets
-
     vocab = official_vocab()
     split = Split(*read_split(DATA / "short_yelp.test.txt", vocab, sentences))
     embed, hidden, latent = SIZES[size]
     config = resolve_config("short-yelp", "du", dict(embed_dim=embed, hidden_dim=hidden, latent_dim=latent))
     torch.manual_seed(0)
-    model = build_text_model(config, len(vocab)).eval()
+    where = torch.device(device)
+    model = build_text_model(config, len(vocab)).to(where).eval()
     options = EvalOptions(iw_samples=iw_samples)
     warm = Split(split.tokens[: split.offsets[3]], split.offsets[:4])
     score_examples(model, TextExamples(warm), options)  # warm-up, untimed (as the reference's 3)
+    _sync(where)
     start = time.perf_counter()
     scores = score_examples(model, TextExamples(split), options)
+    _sync(where)
     seconds = time.perf_counter() - start
     return dict(s_per_sentence=seconds / sentences, iw_nll=float(scores["iw_nll"].mean()), precision="fp32",
-                threads=torch.get_num_threads())
+                device=device, threads=torch.get_num_threads())
 
 
-def run_side(side: str, workload: str, args) -> dict:
+class Split:
+    """A split as TextExamples reads it: flat token ids and offsets."""
+
+    def __init__(self, tokens, offsets):
+        self.tokens, self.offsets = tokens, offsets
+
+
+def run_side(side: str, workload: str, args, device: str = "cpu", precision: str = "auto") -> dict:
     what, size = workload.split(":")
     if side == "reference":
-        cmd = [sys.executable, str(REFERENCE), what, "--size", size]
+        cmd = [sys.executable, str(REFERENCE), what, "--size", size, "--device", device]
         cmd += (["--steps", str(TRAIN_STEPS[size]), "--warmup", str(WARMUP)] if what == "train" else
                 ["--sentences", str(args.sentences), "--iw-samples", str(args.iw_samples)])
     else:
         cmd = [sys.executable, __file__, "--one", workload, "--sentences", str(args.sentences),
-               "--iw-samples", str(args.iw_samples)]
+               "--iw-samples", str(args.iw_samples), "--device", device, "--precision", precision]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"{side} {workload} failed:\n{done.stderr[-2000:]}")
@@ -151,11 +173,13 @@ def main() -> None:
     parser.add_argument("--sentences", type=int, default=100)
     parser.add_argument("--iw-samples", type=int, default=500)
     parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--device", default="cpu", help=argparse.SUPPRESS)
+    parser.add_argument("--precision", default="auto", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         what, size = args.one.split(":")
-        result = (duvae_train(size, TRAIN_STEPS[size]) if what == "train"
-                  else duvae_iw(size, args.sentences, args.iw_samples))
+        result = (duvae_train(size, TRAIN_STEPS[size], args.device, args.precision) if what == "train"
+                  else duvae_iw(size, args.sentences, args.iw_samples, args.device))
         print(json.dumps(result))
         return
     if not (REFERENCE.exists() and (DATA / "vocab.txt").exists()):

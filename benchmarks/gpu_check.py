@@ -1,0 +1,180 @@
+"""The CUDA check: does duvae agree with itself on CPU and GPU, and how fast is it beside the paper's
+code on the same GPU? One script, under 10 minutes on one modern GPU; exits cleanly without CUDA.
+
+    python benchmarks/gpu_check.py                 # everything; JSON to gpu_check.json
+    python benchmarks/gpu_check.py --skip-reference --pairs 1
+
+1. Agreement (same weights, same batch, same noise; TF32 off): one DU-VAE training step at the
+   short-yelp size on the CPU and on CUDA, fp32: the loss and every gradient (relative error), and
+   the step in bf16 on CUDA for scale; IW-NLL (K = 100) of 20 short-yelp test sentences under a
+   fixed model: the largest per-sentence difference. Tolerances: loss and gradients 1e-4 relative,
+   IW-NLL 1e-3 nats per sentence (float32 sums of ~10 token log-probabilities in another order).
+2. Training throughput (sentences/s, batch 32, the 10,000 short-yelp train sentences, steps as in
+   vs_reference.py) at the short-yelp and yelp sizes in fp32, TF32 and bf16; IW-NLL K = 500 on the
+   first 100 test sentences (s/sentence), both sizes.
+3. The paper's code on the same GPU: ../shared/reference/reference_bench.py --device cuda (train
+   and iw, both sizes), interleaved with duvae's fp32 runs, --pairs pairs each.
+
+Every measurement runs in a fresh process (vs_reference.py's). The tables go to stdout as markdown,
+the raw numbers to --out as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import vs_reference as vs  # noqa: E402  (the measuring functions and the data readers)
+
+TRAIN_TOLERANCE, IW_TOLERANCE = 1e-4, 1e-3
+
+
+def agreement_train() -> dict:
+    import numpy as np
+    import torch
+
+    from duvae_cli.train.batching import make_batch, plan_batches, sentence_lengths
+    from duvae_cli.train.build import build_text_model
+    from duvae_cli.train.config import resolve_config
+
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    vocab = vs.official_vocab()
+    tokens, offsets = vs.read_split(vs.DATA / "short_yelp.train.10000.txt", vocab)
+    config = resolve_config("short-yelp", "du", dict(embed_dim=128, hidden_dim=512, latent_dim=32, p=1.0,
+                                                      dropout_in=0.0, dropout_out=0.0, precision="fp32"))
+    torch.manual_seed(0)
+    cpu = build_text_model(config, len(vocab)).train()
+    gpu = copy.deepcopy(cpu).cuda()
+    batch = make_batch(tokens, offsets, plan_batches(sentence_lengths(offsets), 32, np.random.default_rng(0))[0])
+    eps = torch.randn(len(batch), config.latent_dim)
+    out_cpu = cpu(batch, 1.0, eps)
+    out_cpu.loss.backward()
+    out_gpu = gpu(batch.to("cuda"), 1.0, eps.cuda())
+    out_gpu.loss.backward()
+    errors = {name: float((a.grad - b.grad.cpu()).norm() / a.grad.norm().clamp_min(1e-30))
+              for (name, a), (_, b) in zip(cpu.named_parameters(), gpu.named_parameters()) if a.grad is not None}
+    loss_error = abs(float(out_gpu.loss) - float(out_cpu.loss)) / abs(float(out_cpu.loss))
+    bf16 = copy.deepcopy(cpu).cuda()
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        loss_bf16 = float(bf16(batch.to("cuda"), 1.0, eps.cuda()).loss)
+    worst = max(errors, key=errors.get)
+    return dict(loss_cpu=float(out_cpu.loss), loss_cuda=float(out_gpu.loss), loss_rel_error=loss_error,
+                grad_max_rel_error=errors[worst], grad_worst=worst, loss_cuda_bf16=loss_bf16,
+                loss_bf16_rel_error=abs(loss_bf16 - float(out_cpu.loss)) / abs(float(out_cpu.loss)),
+                ok=loss_error <= TRAIN_TOLERANCE and errors[worst] <= TRAIN_TOLERANCE, tolerance=TRAIN_TOLERANCE)
+
+
+def agreement_iw(sentences: int = 20, iw_samples: int = 100) -> dict:
+    import torch
+
+    from duvae_cli.metrics import EvalOptions, TextExamples, score_examples
+    from duvae_cli.train.build import build_text_model
+    from duvae_cli.train.config import resolve_config
+
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    vocab = vs.official_vocab()
+    split = vs.Split(*vs.read_split(vs.DATA / "short_yelp.test.txt", vocab, sentences))
+    config = resolve_config("short-yelp", "du", dict(embed_dim=128, hidden_dim=512, latent_dim=32))
+    torch.manual_seed(0)
+    cpu = build_text_model(config, len(vocab)).eval()
+    gpu = copy.deepcopy(cpu).cuda()
+    options = EvalOptions(iw_samples=iw_samples)
+    a = score_examples(cpu, TextExamples(split), options)["iw_nll"]
+    b = score_examples(gpu, TextExamples(split), options)["iw_nll"]
+    worst = float(abs(a - b).max())
+    return dict(sentences=sentences, iw_samples=iw_samples, mean_iw_nll_cpu=float(a.mean()),
+                mean_iw_nll_cuda=float(b.mean()), max_abs_difference=worst, ok=worst <= IW_TOLERANCE,
+                tolerance=IW_TOLERANCE)
+
+
+def throughput(args) -> list[dict]:
+    rows = []
+    for size in ("short-yelp", "yelp"):
+        for pair in range(args.pairs):
+            for precision in ("fp32", "tf32", "bf16"):
+                if precision == "fp32" and not args.skip_reference:
+                    ref = vs.run_side("reference", f"train:{size}", args, device="cuda")
+                    rows.append(dict(workload=f"train:{size}", code="reference", pair=pair, precision="fp32",
+                                     value=ref["sentences_per_s"]))
+                got = vs.run_side("duvae", f"train:{size}", args, device="cuda", precision=precision)
+                rows.append(dict(workload=f"train:{size}", code="duvae", pair=pair, precision=precision,
+                                 value=got["sentences_per_s"]))
+                print(json.dumps(rows[-1]), flush=True)
+        for pair in range(args.pairs):
+            if not args.skip_reference:
+                ref = vs.run_side("reference", f"iw:{size}", args, device="cuda")
+                rows.append(dict(workload=f"iw:{size}", code="reference", pair=pair, precision="fp32",
+                                 value=ref["s_per_sentence"]))
+            got = vs.run_side("duvae", f"iw:{size}", args, device="cuda")
+            rows.append(dict(workload=f"iw:{size}", code="duvae", pair=pair, precision="fp32",
+                             value=got["s_per_sentence"]))
+            print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def markdown(info: dict, train: dict, iw: dict, rows: list[dict]) -> str:
+    lines = [f"GPU: {info['gpu']} (compute capability {info['capability']}), torch {info['torch']}, "
+             f"CUDA {info['cuda']}, {info['date']}", "",
+             f"- training step, CPU vs CUDA fp32: loss {train['loss_cpu']:.6f} vs {train['loss_cuda']:.6f} "
+             f"(relative {train['loss_rel_error']:.1e}), gradients at most {train['grad_max_rel_error']:.1e} "
+             f"relative ({train['grad_worst']}); tolerance {train['tolerance']:g}: "
+             f"{'agree' if train['ok'] else 'DISAGREE'}; CUDA bf16 loss {train['loss_cuda_bf16']:.6f} "
+             f"({train['loss_bf16_rel_error']:.1e} relative)",
+             f"- IW-NLL (K = {iw['iw_samples']}, {iw['sentences']} sentences) CPU vs CUDA: largest difference "
+             f"{iw['max_abs_difference']:.2e} nats; tolerance {iw['tolerance']:g}: "
+             f"{'agree' if iw['ok'] else 'DISAGREE'}", "",
+             "| workload | paper's code (fp32) | duvae fp32 | duvae TF32 | duvae bf16 | best duvae / paper |",
+             "|---|---|---|---|---|---|"]
+    for workload in dict.fromkeys(r["workload"] for r in rows):
+        def median(code, precision):
+            values = [r["value"] for r in rows if r["workload"] == workload and r["code"] == code
+                      and r["precision"] == precision]
+            return statistics.median(values) if values else None
+        ref = median("reference", "fp32")
+        ours = {p: median("duvae", p) for p in ("fp32", "tf32", "bf16")}
+        iw = workload.startswith("iw")
+        present = [v for v in ours.values() if v is not None]
+        best = (min(present) if iw else max(present)) if present else None
+        ratio = "-" if ref is None or best is None else f"{(ref / best if iw else best / ref):.2f}x"
+        cell = lambda v: "-" if v is None else (f"{v:.4f} s/sent" if iw else f"{v:.0f} sent/s")  # noqa: E731
+        lines.append(f"| {workload} | {cell(ref)} | {cell(ours['fp32'])} | {cell(ours['tf32'])} | "
+                     f"{cell(ours['bf16'])} | {ratio} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=1)
+    parser.add_argument("--skip-reference", action="store_true")
+    parser.add_argument("--out", type=Path, default=Path("gpu_check.json"))
+    args = parser.parse_args()
+    args.sentences, args.iw_samples = 100, 500
+    import torch
+
+    if not torch.cuda.is_available():
+        print(json.dumps({"skipped": "no CUDA device"}))
+        return 0
+    if not (vs.DATA / "vocab.txt").exists():
+        print(json.dumps({"skipped": f"{vs.DATA} is absent"}))
+        return 0
+    info = dict(gpu=torch.cuda.get_device_name(0), capability=".".join(map(str, torch.cuda.get_device_capability(0))),
+                torch=torch.__version__, cuda=torch.version.cuda, date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+    print(json.dumps(info), flush=True)
+    train, iw = agreement_train(), agreement_iw()
+    print(json.dumps(dict(train=train, iw=iw)), flush=True)
+    rows = throughput(args)
+    table = markdown(info, train, iw, rows)
+    args.out.write_text(json.dumps(dict(info=info, train=train, iw=iw, rows=rows, table=table), indent=1))
+    print(table)
+    return 0 if train["ok"] and iw["ok"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
