@@ -15,9 +15,12 @@ import torch
 from torch import nn
 
 
+MIN_HIDDEN = 512  # below this, oneDNN's own bf16 LSTM is as fast (per-step Python overhead dominates)
+
+
 def run_lstm(lstm: nn.LSTM, inputs: torch.Tensor, state=None):
     """`lstm(inputs, state)`: outputs (B, T, H) and (h_n, c_n) (1, B, H) each."""
-    if inputs.device.type == "cpu" and torch.is_autocast_enabled("cpu") \
+    if inputs.device.type == "cpu" and lstm.hidden_size >= MIN_HIDDEN and torch.is_autocast_enabled("cpu") \
             and torch.get_autocast_dtype("cpu") == torch.bfloat16:
         return lstm_bf16(lstm, inputs, state)
     return lstm(inputs, state)
