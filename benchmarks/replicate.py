@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         sys.exit(f"replicate: another replicate.py is running in {work}")
+    (work / "replicate.pid").write_text(f"{os.getpid()}\n")  # kill -INT $(cat WORK/replicate.pid) stops it
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
     runner = Runner(work, env, args.dry_run)
     signal.signal(signal.SIGTERM, runner.stop), signal.signal(signal.SIGINT, runner.stop)
