@@ -1,112 +1,223 @@
 """Replicate the paper's claims at CPU scale with plain `duvae` commands (docs/replication.md).
 
-    python benchmarks/replicate.py synthetic                  # 5 models x 3 seeds, 20 epochs (~40 min)
-    python benchmarks/replicate.py short-yelp --epochs 10     # vae beta fb bn du (~1 h per model)
-    python benchmarks/replicate.py omniglot                   # vae bn du at --size small, 4 epochs
-    python benchmarks/replicate.py tables                     # the markdown tables of what has run
+    nohup python benchmarks/replicate.py all --jobs 2 > replication/run.log 2>&1 &   # the plan
+    python benchmarks/replicate.py verdicts       # tables per claim, curves, machine time
+    python benchmarks/replicate.py short-yelp     # one part: du bn vae fb x 3 seeds, 8 epochs
+    python benchmarks/replicate.py omniglot       # du bn vae x 3 seeds at --size small, 8 epochs
+    python benchmarks/replicate.py synthetic      # vae beta fb bn du x 3 seeds, 20 epochs
+    python benchmarks/replicate.py all --dry-run  # print every command, run nothing
 
-Every step is a `duvae` command, printed before it runs (copy it to rerun one step by hand). Runs go
-to WORK/runs/PART/MODEL-sSEED, prepared data to WORK/data, tables to WORK/tables, figures to
-WORK/figures. A step whose output exists is skipped, an interrupted training resumes from its last
-checkpoint, so the script can be stopped and restarted at will.
+Every step is a `duvae` command, printed before it runs (copy it to rerun one step by hand); its
+output goes to WORK/logs/PART-MODEL-sSEED.log and its duration to WORK/steps.csv. Runs go to
+WORK/runs/PART/MODEL-sSEED, prepared data to WORK/data, verdicts and figures to WORK/verdicts. A
+finished step leaves WORK/runs/.../replicate/STEP.done and is skipped; an interrupted training
+resumes from its last checkpoint (`duvae train --resume`), an interrupted evaluation from its
+saved examples, so the script can be stopped (kill -INT or -TERM: the trainings save a checkpoint)
+and started again at will. Runs already finished keep their settings: changing --epochs later
+does not retrain them.
 
-Data: synthetic is generated; short yelp is trained on the real sentences at hand, the short-yelp
-10k subset plus Shen et al.'s Yelp dev sentences (labelled by file suffix), minus every sentence
-that also occurs in short-yelp valid or test; valid, test, the label-budget subsets and the
-official vocabulary are short yelp's own. Omniglot is the 28x28 version built from the 105x105
-originals (docs/datasets.md). Each process uses --threads torch threads (OMP_NUM_THREADS).
+Per run: train; `duvae evaluate` with K = --iw-samples on a seeded subset of --examples test
+examples (IW-NLL); `duvae evaluate --iw-samples 1` on the whole test split (ELBO, KL, MI, AU);
+`duvae classify` at every official label budget on the whole test split.
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import shlex
+import signal
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import verdicts as V  # noqa: E402
+
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+PLATEAU_TEXT = ["--set", "patience=1", "--set", "decay_from_epoch=3"]  # a halving can happen in the cap
 PARTS = {
-    # part: dataset, models, default epochs, probe options, evaluation options
-    "synthetic": dict(dataset="synthetic", models=["vae", "beta", "fb", "bn", "du"], epochs=20,
-                      probe=["--labels", "100", "--labels", "1000"], iw_samples=500, examples=None),
-    "short-yelp": dict(dataset="short-yelp", models=["vae", "du", "bn", "fb", "beta"], epochs=10,
-                       probe=[], iw_samples=500, examples=2000,  # probe: the official budgets
-                       options={"bn": ["--gamma", "0.5"]}),  # BN-VAE at DU-VAE's gamma: the MI claim
-    "omniglot": dict(dataset="omniglot", models=["vae", "bn", "du"], epochs=4,
-                     probe=[], iw_samples=100, examples=1000, train=["--size", "small"]),
+    # part: dataset, models (priority order), epoch cap, KL warm-up, train/probe/eval options
+    "short-yelp": dict(dataset="short-yelp", models=["du", "bn", "vae", "fb"], epochs=8, warm_up=2,
+                       train=PLATEAU_TEXT, options={"bn": ["--gamma", "0.5"]},  # BN at DU's gamma
+                       probe=[], iw_samples=500, examples=500, checkpoint_every=1000),
+    "omniglot": dict(dataset="omniglot", models=["du", "bn", "vae"], epochs=8, warm_up=2,
+                     train=["--size", "small", "--set", "patience=2", "--set", "decay_from_epoch=3"],
+                     probe=[], iw_samples=500, examples=300, checkpoint_every=200),
+    "synthetic": dict(dataset="synthetic", models=["vae", "beta", "fb", "bn", "du"], epochs=20, warm_up=None,
+                      train=[], probe=["--labels", "100", "--labels", "1000"], iw_samples=500, examples=None,
+                      checkpoint_every=0),
 }
+# `all`: the runs that decide the closest claims first (DU and BN), fb (no hypothesis) last.
+ALL = [("short-yelp", ["du", "bn", "vae"]), ("omniglot", ["du", "bn", "vae"]), ("short-yelp", ["fb"])]
+FIGURE_MODELS = {"short-yelp": ["vae", "bn", "du", "fb"], "omniglot": ["vae", "bn", "du"],
+                 "synthetic": ["vae", "beta", "fb", "bn", "du"]}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("part", choices=[*PARTS, "tables"])
+    parser.add_argument("part", choices=[*PARTS, "all", "verdicts", "tables"])
     parser.add_argument("--work", type=Path, default=Path("replication"), help="workspace (default ./replication)")
     parser.add_argument("--models", help="comma-separated models (default: the part's list)")
-    parser.add_argument("--seeds", type=int, default=None, help="seeds 1..S (default 3 synthetic, else 1)")
-    parser.add_argument("--epochs", type=int, help="epochs per model (default: the part's budget)")
-    parser.add_argument("--warm-up", type=float,
-                        help="KL warm-up epochs (default: the preset for synthetic, else half the epochs; "
-                             "beta keeps its constant weight)")
-    parser.add_argument("--iw-samples", type=int, help="K for IW-NLL")
-    parser.add_argument("--examples", type=int, help="evaluate this many test examples (0: all)")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds 1..S (default 3)")
+    parser.add_argument("--epochs", type=int, help="epoch cap of every model (default: the part's)")
+    parser.add_argument("--warm-up", type=float, help="KL warm-up epochs (default: the part's; beta: none)")
+    parser.add_argument("--iw-samples", type=int, help="K for IW-NLL (default 500)")
+    parser.add_argument("--examples", type=int, help="IW-NLL on this many test examples (0: all)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra `duvae train --set` for new runs (repeatable)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per duvae process")
+    parser.add_argument("--jobs", type=int, default=1, help="runs trained side by side (2 on a 2-core machine)")
+    parser.add_argument("--dry-run", action="store_true", help="print the commands of unfinished steps only")
     args = parser.parse_args(argv)
     work = args.work.resolve()
-    if args.part == "tables":
-        return tables(work)
-    part = dict(PARTS[args.part], name=args.part)
-    models = args.models.split(",") if args.models else part["models"]
-    seeds = range(1, (args.seeds or (3 if args.part == "synthetic" else 1)) + 1)
+    if args.part in ("verdicts", "tables"):
+        return verdicts(work, args)
+    work.mkdir(parents=True, exist_ok=True)
+    lock = open(work / ".replicate.lock", "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        sys.exit(f"replicate: another replicate.py is running in {work}")
+    (work / "replicate.pid").write_text(f"{os.getpid()}\n")  # kill -INT $(cat WORK/replicate.pid) stops it
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
-    runner = Runner(work, env)
-    prepare(runner, args.part, work)
-    epochs = args.epochs or part["epochs"]
-    for model in models:
-        for seed in seeds:
-            run = work / "runs" / args.part / f"{model}-s{seed}"
-            train(runner, part, model, seed, epochs, args.warm_up, run)
-            evaluate(runner, part, run, args.iw_samples or part["iw_samples"],
-                     part["examples"] if args.examples is None else (args.examples or None))
-            runner.step(run / "probe.csv", ["duvae", "classify", str(run), "--quiet", *part["probe"]])
-            if args.part == "synthetic":
-                figure = work / "figures" / f"synthetic-{model}-s{seed}.png"
-                runner.step(figure, ["duvae", "visualize", str(run), "--kind", "latent", "--out", str(figure),
-                                     "--quiet"])
-    return tables(work)
+    runner = Runner(work, env, args.dry_run)
+    signal.signal(signal.SIGTERM, runner.stop), signal.signal(signal.SIGINT, runner.stop)
+    queue = plan(args)
+    for part in dict.fromkeys(p for p, _, _ in queue):
+        prepare(runner, part, work)
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        failures = [f for f in pool.map(lambda job: pipeline(runner, args, *job), queue) if f]
+    if runner.stopping.is_set():
+        print("replicate: stopped; run the same command again to continue", flush=True)
+        return 130
+    for failure in failures:
+        print(f"replicate: FAILED {failure}", flush=True)
+    if not args.dry_run:
+        verdicts(work, args)
+    return 1 if failures else 0
+
+
+def plan(args) -> list[tuple[str, str, int]]:
+    """(part, model, seed) in the order they start: seed-major within each group of models.
+    --models replaces a part's list, or filters `all`'s."""
+    groups = ALL if args.part == "all" else [(args.part, PARTS[args.part]["models"])]
+    if args.models:
+        chosen = args.models.split(",")
+        groups = [(p, [m for m in models if m in chosen]) for p, models in groups] if args.part == "all" \
+            else [(args.part, chosen)]
+    return [(part, model, seed) for part, models in groups for seed in range(1, args.seeds + 1)
+            for model in models]
 
 
 class Runner:
-    """Runs each command once: skipped when its output exists; prints it, its time and its failure."""
+    """Runs each command once per marker; logs it, times it, stops children on SIGINT/SIGTERM."""
 
-    def __init__(self, work: Path, env: dict):
-        self.work, self.env = work, env
+    def __init__(self, work: Path, env: dict, dry_run: bool = False):
+        self.work, self.env, self.dry_run = work, env, dry_run
+        self.stopping, self.lock, self.children = threading.Event(), threading.Lock(), set()
         (work / "logs").mkdir(parents=True, exist_ok=True)
 
-    def step(self, output: Path, command: list[str]) -> None:
-        if output.exists():
-            return
-        print("$ " + shlex.join(command), flush=True)
-        started = time.perf_counter()
-        result = subprocess.run(command, env=self.env, cwd=self.work)
-        print(f"  ({time.perf_counter() - started:.0f} s)", flush=True)
-        if result.returncode != 0:
-            sys.exit(f"replicate: command failed with exit code {result.returncode}: {shlex.join(command)}")
+    def stop(self, signum, frame) -> None:
+        print(f"replicate: signal {signum}: stopping the running commands (trainings save a checkpoint)",
+              flush=True)
+        self.stopping.set()
+        for child in list(self.children):
+            child.send_signal(signal.SIGINT)
+
+    def step(self, marker: Path, command: list[str], tag: str, log: Path | None = None) -> bool:
+        """Run `command` unless `marker` exists; True when the step is done. A `.done` marker is
+        written on success; any other marker is the command's own output."""
+        if marker.exists():
+            return True
+        if self.stopping.is_set():
+            return False
+        print(f"[{tag}] $ {shlex.join(command)}", flush=True)
+        if self.dry_run:
+            return True
+        started, stamp = time.perf_counter(), time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        with open(log or self.work / "logs" / "prepare.log", "a") as out:
+            out.write(f"\n{stamp} $ {shlex.join(command)}\n")
+            out.flush()
+            # a session of its own: a Ctrl-C or kill -INT of the whole group reaches it once, from stop()
+            child = subprocess.Popen(command, env=self.env, cwd=self.work, stdout=out, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+            self.children.add(child)
+            if self.stopping.is_set():  # a signal between the check above and the add
+                child.send_signal(signal.SIGINT)
+            code = child.wait()
+            self.children.discard(child)
+        seconds = time.perf_counter() - started
+        print(f"[{tag}]   exit {code} after {seconds:.0f} s", flush=True)
+        with self.lock:
+            new = not (self.work / "steps.csv").exists()
+            with open(self.work / "steps.csv", "a") as csv:
+                csv.write("started_utc,part,tag,step,seconds,exit\n" if new else "")
+                csv.write(f"{stamp},{tag.split('/')[0]},{tag},{marker.stem},{seconds:.1f},{code}\n")
+        if code != 0:
+            if not self.stopping.is_set():
+                print(f"[{tag}] failed (exit {code}); see {log}", flush=True)
+            return False
+        if marker.suffix == ".done":
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text("ok\n")
+        return True
+
+
+def pipeline(runner: Runner, args, part_name: str, model: str, seed: int) -> str | None:
+    """Train, evaluate (IW subset, whole test) and probe one run; the failure's name, or None."""
+    part = PARTS[part_name]
+    run = runner.work / "runs" / part_name / f"{model}-s{seed}"
+    tag, log, marks = f"{part_name}/{model}-s{seed}", runner.work / "logs" / f"{part_name}-{model}-s{seed}.log", \
+        run / "replicate"
+    if (marks / "done").exists():
+        return None
+    iw = args.iw_samples or part["iw_samples"]
+    examples = part["examples"] if args.examples is None else (args.examples or None)
+    steps = [(marks / "train.done", train_command(runner, args, part_name, model, seed, run)),
+             (marks / "evaluate-iw.done", ["duvae", "evaluate", str(run), "--iw-samples", str(iw), "--quiet",
+                                           *(["--examples", str(examples)] if examples else [])]),
+             (marks / "evaluate-test.done", ["duvae", "evaluate", str(run), "--iw-samples", "1", "--quiet"]),
+             (marks / "classify.done", ["duvae", "classify", str(run), "--quiet", *part["probe"]])]
+    if part_name == "synthetic":
+        figure = runner.work / "verdicts" / f"synthetic-{model}-s{seed}.png"
+        steps.append((marks / "latent.done", ["duvae", "visualize", str(run), "--kind", "latent", "--out",
+                                              str(figure), "--quiet"]))
+    for marker, command in steps:
+        if not runner.step(marker, command, tag, log):
+            return None if runner.stopping.is_set() else f"{tag} at {marker.stem} (log: {log})"
+    if not runner.dry_run:
+        (marks / "done").write_text("ok\n")
+    return None
+
+
+def train_command(runner: Runner, args, part_name: str, model: str, seed: int, run: Path) -> list[str]:
+    if (run / "checkpoints" / "last.pt").exists():
+        return ["duvae", "train", "--resume", str(run), "--quiet"]
+    part = PARTS[part_name]
+    warm_up = args.warm_up if args.warm_up is not None else part["warm_up"]
+    command = ["duvae", "train", "--dataset", part["dataset"], "--model", model, "--seed", str(seed),
+               "--epochs", str(args.epochs or part["epochs"]), "--set", f"data_root={runner.work / 'data'}",
+               "--checkpoint-every", str(part["checkpoint_every"]), *part["train"],
+               *part.get("options", {}).get(model, [])]
+    if warm_up is not None and model != "beta":  # beta-VAE: a constant KL weight, no annealing
+        command += ["--warm-up", f"{warm_up:g}"]
+    for setting in args.set:
+        command += ["--set", setting]
+    return command + ["--run-dir", str(run), "--quiet"]
 
 
 def prepare(runner: Runner, part: str, work: Path) -> None:
-    data = work / "data"
-    if part == "short-yelp":
-        source = short_yelp_source(work / "raw" / "short-yelp")
-        runner.step(data / "short-yelp" / "dataset.h5",
-                    ["duvae", "prepare", "short-yelp", "--source", str(source), "--out", str(data), "--quiet"])
-    elif part == "omniglot":
-        runner.step(data / "omniglot" / "dataset.h5", ["duvae", "prepare", "omniglot", "--out", str(data), "--quiet"])
-    else:
-        runner.step(data / "synthetic" / "dataset.h5", ["duvae", "prepare", "synthetic", "--out", str(data),
-                                                        "--quiet"])
+    data, name = work / "data", PARTS[part]["dataset"]
+    source = ["--source", str(short_yelp_source(work / "raw" / "short-yelp"))] if part == "short-yelp" else []
+    marker = data / name / "dataset.h5"
+    runner.step(marker, ["duvae", "prepare", name, *source, "--out", str(data), "--quiet"], f"{part}/prepare")
+    if not runner.dry_run and not marker.exists():
+        sys.exit(f"replicate: preparing {name} failed; see {work / 'logs' / 'prepare.log'}")
 
 
 def short_yelp_source(folder: Path) -> Path:
@@ -138,43 +249,25 @@ def short_yelp_source(folder: Path) -> Path:
     return folder
 
 
-def train(runner: Runner, part: dict, model: str, seed: int, epochs: int, warm_up: float | None, run: Path) -> None:
-    command = ["duvae", "train", "--dataset", part["dataset"], "--model", model, "--seed", str(seed),
-               "--epochs", str(epochs), "--set", f"data_root={runner.work / 'data'}", *part.get("train", []),
-               *part.get("options", {}).get(model, []), "--quiet"]
-    if warm_up is None and part["name"] != "synthetic":
-        warm_up = epochs / 2  # the preset's 10 epochs would never finish annealing in a short budget
-    if warm_up is not None and model != "beta":  # beta-VAE: a constant KL weight, no annealing
-        command += ["--warm-up", f"{warm_up:g}"]
-    done = run / "train.done"
-    if done.exists():
-        return
-    if (run / "checkpoints" / "last.pt").exists():
-        command = ["duvae", "train", "--resume", str(run), "--quiet"]
-    else:
-        command += ["--run-dir", str(run)]
-    runner.step(done, command)
-    done.write_text("ok\n")
-
-
-def evaluate(runner: Runner, part: dict, run: Path, iw_samples: int, examples: int | None) -> None:
-    command = ["duvae", "evaluate", str(run), "--iw-samples", str(iw_samples), "--quiet"]
-    if examples:
-        command += ["--examples", str(examples)]
-    runner.step(run / "metrics.csv", command)
-
-
-def tables(work: Path) -> int:
-    """One markdown table per part (mean +- std over seeds), written to WORK/tables/PART.md."""
-    (work / "tables").mkdir(parents=True, exist_ok=True)
+def verdicts(work: Path, args) -> int:
+    """WORK/verdicts/verdicts.md: per-model tables, the per-claim verdicts, curves and machine time."""
+    iw = {part: args.iw_samples or PARTS[part]["iw_samples"] for part in PARTS}
+    frame = V.collect(work, iw)
+    out = work / "verdicts"
+    sections = ["# Replication verdicts", "", V.machine_time(work), ""]
     for part in PARTS:
-        runs = sorted(p for p in (work / "runs" / part).glob("*")  # not the `latest` link duvae train makes
-                      if not p.is_symlink() and (p / "probe.csv").exists())
-        if runs:
-            out = work / "tables" / f"{part}.md"
-            subprocess.run(["duvae", "report", *map(str, runs), "--metrics", "iw_nll,elbo_nll,kl,mi,au",
-                            "--out", str(out), "--quiet"], check=True)
-            print(f"{part}: {out}\n{out.read_text()}", flush=True)
+        if frame.empty or not (frame["part"] == part).any():
+            continue
+        figure = V.curves_figure(work, part, FIGURE_MODELS[part], out / f"curves-{part}.png")
+        sections += [f"## {part}", "", V.model_table(frame, part, FIGURE_MODELS[part]), "",
+                     *([f"![curves]({figure.name})", ""] if figure else [])]
+    sections += ["## Claims", "", V.claims_markdown(frame)]
+    out.mkdir(parents=True, exist_ok=True)
+    text = "\n".join(sections) + "\n"
+    tmp = out / "verdicts.md.tmp"
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(out / "verdicts.md")
+    print(text + f"\nwritten: {out / 'verdicts.md'}", flush=True)
     return 0
 
 

@@ -1,0 +1,97 @@
+"""The replication's decision rule (benchmarks/verdicts.py, docs/replication.md) on fabricated numbers:
+differences paired by seed, SE = sd / sqrt(n) with the n - 1 standard deviation, the three outcomes,
+the margin of a ">=" claim, and how a hypothesis combines its claims."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "verdicts.py"
+_SPEC = importlib.util.spec_from_file_location("replication_verdicts", _PATH)
+V = importlib.util.module_from_spec(_SPEC)
+sys.modules[_SPEC.name] = V  # dataclasses look their module up
+_SPEC.loader.exec_module(V)
+
+
+def test_differences_are_paired_by_seed_not_by_position():
+    # seed 2 is missing in b: it drops out; seed order of the dicts does not matter
+    p = V.paired({3: 70.0, 1: 80.0, 2: 99.0}, {1: 75.0, 3: 68.0})
+    assert p.n == 2 and p.differences == (5.0, 2.0)
+    assert p.mean == pytest.approx(3.5)
+    assert p.sd == pytest.approx(math.sqrt(((5 - 3.5) ** 2 + (2 - 3.5) ** 2) / 1))  # n - 1 denominator
+    assert p.se == pytest.approx(p.sd / math.sqrt(2))
+
+
+def test_pairing_removes_the_seed_effect_that_unpaired_numbers_carry():
+    # seeds differ by a lot (60 / 70 / 80) but A beats B by 1.0 +- 0.1 in every seed
+    a, b = {1: 61.0, 2: 71.1, 3: 80.9}, {1: 60.0, 2: 70.0, 3: 80.0}
+    p = V.paired(a, b)
+    assert p.differences == pytest.approx((1.0, 1.1, 0.9))
+    assert p.se == pytest.approx(0.1 / math.sqrt(3))
+    assert V.verdict(p) == V.HOLDS
+
+
+@pytest.mark.parametrize("a, b, expected", [
+    ({1: 3.0, 2: 3.2, 3: 3.1}, {1: 2.0, 2: 2.1, 3: 2.2}, V.HOLDS),  # d = 1.0, 1.1, 0.9: mean far above 2 SE
+    ({1: 2.0, 2: 2.1, 3: 2.2}, {1: 3.0, 2: 3.2, 3: 3.1}, V.FAILS),  # the same, reversed
+    ({1: 3.0, 2: 1.0, 3: 2.6}, {1: 2.0, 2: 2.0, 3: 2.0}, V.UNDECIDED),  # d = 1, -1, 0.6: mean 0.2, SE 0.61
+    ({1: 5.0}, {1: 1.0}, V.UNDECIDED),  # one seed: no SE, never decided
+    ({1: 1.0, 2: 1.0}, {1: 1.0, 2: 1.0}, V.UNDECIDED),  # identical: d = 0, SE = 0
+])
+def test_the_three_outcomes_of_a_strict_claim(a, b, expected):
+    assert V.verdict(V.paired(a, b)) == expected
+
+
+def test_the_boundary_is_twice_the_standard_error():
+    # d = m - s, m, m + s: sd = s, SE = s / sqrt(3); holds iff m > 2 s / sqrt(3)
+    s = 1.0
+    just_below, just_above = 2 * s / math.sqrt(3) - 1e-6, 2 * s / math.sqrt(3) + 1e-6
+    for m, expected in ((just_above, V.HOLDS), (just_below, V.UNDECIDED), (-just_above, V.FAILS),
+                        (-just_below, V.UNDECIDED)):
+        p = V.paired({1: m - s, 2: m, 3: m + s}, {1: 0.0, 2: 0.0, 3: 0.0})
+        assert p.se == pytest.approx(s / math.sqrt(3))
+        assert V.verdict(p) == expected, m
+
+
+def test_a_margin_claim_tolerates_a_small_loss_but_not_a_large_one():
+    b = {1: 40.0, 2: 41.0, 3: 42.0}
+    slightly_worse = {1: 39.8, 2: 40.7, 3: 41.8}  # d = -0.2, -0.3, -0.2: within 1 point
+    assert V.verdict(V.paired(slightly_worse, b)) == V.FAILS  # strictly, DU is worse
+    assert V.verdict(V.paired(slightly_worse, b), margin=1.0) == V.HOLDS
+    much_worse = {1: 37.0, 2: 38.2, 3: 38.9}  # d = -3.0, -2.8, -3.1
+    assert V.verdict(V.paired(much_worse, b), margin=1.0) == V.FAILS
+    noisy = {1: 44.0, 2: 37.0, 3: 42.0}  # d = 4, -4, 0: SE 2.3
+    assert V.verdict(V.paired(noisy, b), margin=1.0) == V.UNDECIDED
+
+
+@pytest.mark.parametrize("parts, expected", [
+    ([V.HOLDS, V.HOLDS], V.HOLDS),
+    ([V.HOLDS, V.UNDECIDED], V.UNDECIDED),
+    ([V.HOLDS, V.FAILS], V.FAILS),
+    ([V.UNDECIDED, V.FAILS], V.FAILS),
+    ([], V.UNDECIDED),
+])
+def test_a_hypothesis_holds_only_when_every_claim_holds(parts, expected):
+    assert V.combine(parts) == expected
+
+
+def test_claims_table_reads_the_per_run_frame_by_part_model_and_seed():
+    frame = pd.DataFrame([
+        {"part": "short-yelp", "model": m, "seed": s, "acc@100": acc, "mi": mi}
+        for m, accs, mis in (("du", (85.0, 86.0, 87.0), (3.5, 3.6, 3.4)), ("bn", (84.0, 84.5, 85.0), (3.3, 3.2, 3.3)),
+                             ("vae", (60.5, 60.5, 60.5), (0.0, 0.0, 0.0)))
+        for s, acc, mi in zip((1, 2, 3), accs, mis)])
+    text = V.claims_markdown(frame)
+    h1 = text.split("### H2")[0]
+    assert "**holds**" in h1.splitlines()[0]  # d(bn) = 1.0, 1.5, 2.0; d(vae) = 24.5, 25.5, 26.5
+    assert "+1.00, +1.50, +2.00" in h1
+    h2 = text.split("### H2")[1].split("### H3")[0]
+    assert "+0.20, +0.40, +0.10" in h2 and "**holds**" in h2.splitlines()[0]
+    h3 = text.split("### H3")[1]
+    assert "**cannot be told**" in h3.splitlines()[0]  # no Omniglot runs: n = 0
