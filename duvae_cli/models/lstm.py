@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 
-MIN_HIDDEN = 512  # below this, oneDNN's own bf16 LSTM is as fast (per-step Python overhead dominates)
+MIN_HIDDEN = 1024  # below this, oneDNN's own bf16 LSTM is as fast or faster (per-step Python overhead)
 
 
 def run_lstm(lstm: nn.LSTM, inputs: torch.Tensor, state=None):
