@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 SIZES = {"synthetic": (50, 50, 2), "short-yelp": (128, 512, 32), "yelp": (512, 1024, 32)}
-REFERENCE = {"synthetic": 1450, "short-yelp": 245, "yelp": 86}  # sentences/s, issue #3, best of 6
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "short_yelp"
 
 
@@ -74,7 +73,7 @@ def measure(name: str, steps: int, warmup: int, repeats: int, data: Path) -> dic
         rates.append(n / (time.perf_counter() - start))
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"config": name, "best": max(rates), "median": statistics.median(rates), "rates": rates,
-            "peak_rss_mb": peak_mb, "threads": torch.get_num_threads(), "reference": REFERENCE[name]}
+            "peak_rss_mb": peak_mb, "threads": torch.get_num_threads()}
 
 
 def main() -> None:
@@ -93,13 +92,13 @@ def main() -> None:
         default_steps = {"synthetic": 200, "short-yelp": 60, "yelp": 20}[args.one]
         print(json.dumps(measure(args.one, args.steps or default_steps, args.warmup, args.repeats, args.data)))
         return
-    print(f"{'config':<11} {'best':>8} {'median':>8} {'reference':>9} {'best/ref':>8} {'peak MB':>8}")
+    print(f"{'config':<11} {'best':>8} {'median':>8} {'peak MB':>8}")
     for name in args.configs:
         cmd = [sys.executable, __file__, "--one", name, "--steps", str(args.steps), "--warmup",
                str(args.warmup), "--repeats", str(args.repeats), "--data", str(args.data)]
         result = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
-        print(f"{name:<11} {result['best']:>8.0f} {result['median']:>8.0f} {result['reference']:>9} "
-              f"{result['best'] / result['reference']:>8.2f} {result['peak_rss_mb']:>8.0f}", flush=True)
+        print(f"{name:<11} {result['best']:>8.0f} {result['median']:>8.0f} {result['peak_rss_mb']:>8.0f}",
+              flush=True)
 
 
 if __name__ == "__main__":
