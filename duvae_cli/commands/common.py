@@ -11,7 +11,7 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or log l
 Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 LogOption = Annotated[Optional[list[str]], typer.Option(
     "--log", help="Also log to tensorboard or mlflow (repeatable; csv = history.csv, always written); "
-    'needs pip install "duvae[tracking]". See docs/tracking.md.')]
+    "needs the `tracking` extra of duvae (tensorboard, mlflow-skinny); see docs/tracking.md.")]
 RunArg = Annotated[Path, typer.Argument(help="Run directory (default: runs/latest).")]
 
 
