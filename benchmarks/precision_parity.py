@@ -68,8 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     step(work, env, data / part["dataset"] / "dataset.h5",
          ["duvae", "prepare", args.part, *(["--source", str(source)] if source else []), "--out", str(data), "-q"])
     epochs = args.epochs or part["epochs"]
-    for model in (args.models.split(",") if args.models else part["models"]):
-        for seed in range(1, (args.seeds or part["seeds"]) + 1):
+    models = args.models.split(",") if args.models else part["models"]
+    for seed in range(1, (args.seeds or part["seeds"]) + 1):  # seeds outermost: every model gets a pair early
+        for model in models:
             for precision in PRECISIONS:
                 run = work / "runs" / args.part / f"{model}-s{seed}-{precision}"
                 train(work, env, part, model, seed, precision, epochs, data, run)
