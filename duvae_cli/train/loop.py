@@ -14,7 +14,6 @@ autocasts the forward pass (train/precision.py). See docs/distributed.md.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import time
@@ -33,7 +32,7 @@ from duvae_cli.train.batching import batches_for
 from duvae_cli.train.build import build_model
 from duvae_cli.train.config import TrainConfig
 from duvae_cli.train.history import write_history
-from duvae_cli.train.precision import FP32, Precision, native_bf16, resolve_auto
+from duvae_cli.train.precision import FP32, Precision, resolve_auto
 from duvae_cli.train.run import load_checkpoint, save_checkpoint
 from duvae_cli.train.step import clip_gradients, train_step  # noqa: F401  (re-exported: tests, benchmarks)
 from duvae_cli.train.strategies import make_strategy
@@ -94,8 +93,10 @@ def train(config: TrainConfig, dataset, run_dir: Path, reporter: Reporter = SILE
     `log`: a callable taking the records of tracking/records.py (rank 0 only), or None.
     fp32 training on CUDA uses TF32 matrix products (train/precision.py); evaluation does not."""
     device = resolve_device(config.device)
-    fp32 = config.precision == "fp32" or (config.precision == "auto" and native_bf16(device) is None)
-    with Precision("fp32", device).training() if fp32 else contextlib.nullcontext():
+    if config.precision == "auto":  # `duvae train` resolves it before the run starts (train/session.py)
+        kind = getattr(dataset, "kind", "text")
+        config = dataclasses.replace(config, precision=resolve_auto(config, device, kind)[0])
+    with Precision(config.precision, device).training():
         return _train(config, dataset, run_dir, reporter, resume, is_main, stop, on_checkpoint, log)
 
 
@@ -107,8 +108,6 @@ def _train(config, dataset, run_dir, reporter, resume, is_main, stop, on_checkpo
     device = here.device(resolve_device(config.device))
     torch.manual_seed(config.seed)
     model = build_model(config, dataset).to(device)
-    if config.precision == "auto":  # `duvae train` resolves it before the run starts (train/session.py)
-        config = dataclasses.replace(config, precision=resolve_auto(config, device, getattr(dataset, "kind", "text"))[0])
     precision = Precision(config.precision, device)
     state, rng = LoopState(lr=config.lr), None
     optimizer = make_optimizer(config, model, state.lr)
