@@ -69,3 +69,32 @@ def test_fp16_on_the_cpu_is_a_usage_error(duvae, tmp_path):
 def test_an_unknown_precision_names_the_choices(duvae):
     result = duvae("train", "--precision", "fp8")
     assert result.code == 2 and result.stderr.strip() == "duvae: error: --precision 'fp8': choose auto, fp32, bf16 or fp16"
+
+
+@pytest.mark.parametrize("name", ["du", "bn", "mae", "vae"])
+def test_under_bf16_autocast_the_latent_path_is_exact_float32(name):
+    """Only the networks run in bf16: the encoder's head, the regularizer, z and the KL are float32,
+    and equal, bit for bit, the float32 computation from the encoder's (bf16) LSTM state. (Rounding
+    the means to bf16 before BN, as autocast alone would, changes them by up to 2^-9 of their size,
+    which BN magnifies where the batch's means differ by little.)"""
+    from test_models_vae import tiny_batch, tiny_vae
+
+    from duvae_cli.models.gaussian import kl_standard_normal
+    from duvae_cli.models.lstm import run_lstm
+
+    model, batch = tiny_vae(name).train(), tiny_batch()
+    eps = torch.randn(len(batch), model.encoder.head.out_features // 2)
+    torch.manual_seed(1)
+    with Precision("bf16").autocast():
+        out = model(batch, 1.0, eps=eps)
+        states, _ = run_lstm(model.encoder.lstm, model.encoder.embed(batch.tokens))
+    assert states.dtype == torch.bfloat16  # the network itself does run in bf16
+    for tensor in (out.mean, out.logvar, out.z, out.kl, out.kl_term, out.rec, out.loss):
+        assert tensor.dtype == torch.float32
+    last = states[torch.arange(len(batch)), batch.lengths - 1].float()
+    mean, logvar = model.encoder.head(last).chunk(2, dim=-1)
+    torch.manual_seed(1)  # the same dropout draw
+    mean, logvar = model.regularizer.posterior(mean, logvar, 1.0)
+    assert torch.equal(out.mean, mean) and torch.equal(out.logvar, logvar)
+    assert torch.equal(out.z, mean + eps * (0.5 * logvar).exp())
+    assert torch.equal(out.kl, kl_standard_normal(mean, logvar).sum(-1))

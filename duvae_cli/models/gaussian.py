@@ -9,6 +9,19 @@ import torch
 LOG_2PI = math.log(2 * math.pi)
 
 
+def float32_region(device: torch.device):
+    """Autocast off inside: in a bf16 (or fp16) run the posterior's parameters, its regularizer, the
+    sample z and the KL stay float32, at negligible cost. bf16 keeps 8 significant bits, so a mean
+    is rounded by up to ~0.4% of its size; BatchNorm then magnifies that rounding wherever the means
+    of a batch differ by little (BN-VAE, DU-VAE), and the KL would be rounded likewise."""
+    return torch.autocast(device.type, enabled=False)
+
+
+def widen(t: torch.Tensor) -> torch.Tensor:
+    """`t` in float32 when it is bf16/fp16; float32 and float64 tensors as they are."""
+    return t.to(torch.promote_types(t.dtype, torch.float32))
+
+
 def kl_standard_normal(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(N(mean, exp(logvar)) || N(0, I)) per dimension: 0.5 (mu^2 + s^2 - log s^2 - 1). Shape of `mean`."""
     return 0.5 * (mean.pow(2) + logvar.exp() - logvar - 1.0)

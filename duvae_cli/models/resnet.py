@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from duvae_cli.models.gaussian import float32_region, widen
+
 
 
 def conv_reference_init(network: nn.Module, skip: set | frozenset = frozenset()) -> None:
@@ -77,4 +79,5 @@ class ResNetEncoder(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """(mean, logvar), (B, D) each; with a context, (mean, logvar, context (B, C))."""
         features = self.pool(self.blocks(x)).flatten(1)  # (B, hidden)
-        return tuple(self.head(features).split(self.sizes, dim=-1))
+        with float32_region(features.device):  # the posterior's parameters in float32 (gaussian.py)
+            return tuple(self.head(widen(features)).split(self.sizes, dim=-1))

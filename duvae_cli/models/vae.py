@@ -6,6 +6,9 @@ kl_term = the regularizer's view of KL(q(z|x) || N(0, I)); the training loss is 
 q(z|x) is the encoder's Gaussian N(mu0, sigma0^2) after the regularizer's `posterior` hook, and with
 a flow (models/flow.py) z = flow(z0) for z0 from that Gaussian. The KL per dimension is analytic
 without a flow and the one-sample Monte Carlo log q(z|x)_d - log N(z_d; 0, 1) with one.
+
+Mixed precision: under autocast only the encoder's and decoder's networks run in bf16/fp16; the
+latent path (the posterior's parameters, the regularizer, the flow, z and the KL) stays float32.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from duvae_cli.models.gaussian import LOG_2PI, kl_standard_normal
+from duvae_cli.models.gaussian import LOG_2PI, float32_region, kl_standard_normal, widen
 from duvae_cli.models.regularizers import Regularizer
 
 
@@ -50,8 +53,9 @@ class VAE(nn.Module):
         mean, logvar, *context = self.encoder(x)
         if self.flow is not None and not context:
             raise ValueError("a flow needs an encoder that also returns its context (context_dim > 0)")
-        mean, logvar = self.regularizer.posterior(mean, logvar, kl_weight)
-        return Posterior(mean, logvar, context[0] if self.flow is not None else None)
+        with float32_region(mean.device):
+            mean, logvar = self.regularizer.posterior(widen(mean), widen(logvar), kl_weight)
+        return Posterior(mean, logvar, widen(context[0]) if self.flow is not None else None)
 
     def posterior(self, x, kl_weight: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
         """q(z|x) as (mean, logvar), (B, D) each, after the regularizer's reshaping; with a flow, the
@@ -89,13 +93,15 @@ class VAE(nn.Module):
         """The loss of `x` under a given posterior: the encoder's (`forward`) or one refined per
         example (SA-VAE, train/strategies.py). eps (B, D) standard normal; drawn when None."""
         mean, logvar = posterior.mean, posterior.logvar
-        if eps is None:
-            eps = torch.randn(mean.shape, dtype=mean.dtype, device=mean.device)
-        z, log_q = self.draw(posterior, eps)
-        rec = -self.decoder.log_prob(x, z)
-        kl = self.kl_per_dim(posterior, z, log_q)  # (B, D)
-        kl_term = self.regularizer.kl_term(kl, mean, logvar)
-        loss = (rec + kl_weight * kl_term).mean()
+        with float32_region(mean.device):
+            if eps is None:
+                eps = torch.randn(mean.shape, dtype=mean.dtype, device=mean.device)
+            z, log_q = self.draw(posterior, eps)
+        rec = -widen(self.decoder.log_prob(x, z))
+        with float32_region(mean.device):
+            kl = self.kl_per_dim(posterior, z, log_q)  # (B, D)
+            kl_term = self.regularizer.kl_term(kl, mean, logvar)
+            loss = (rec + kl_weight * kl_term).mean()
         return VAEOutput(loss, rec, kl.sum(-1), kl_term, mean, logvar, z, log_q.sum(-1))
 
     @torch.no_grad()
