@@ -61,7 +61,7 @@ def official_vocab() -> dict[str, int]:
     return {w: i for i, w in enumerate(w for w in words if w)}
 
 
-def duvae_train(size: str, steps: int, device: str = "cpu", precision: str = "auto") -> dict:
+def duvae_train(size: str, steps: int, device: str = "cpu", precision: str = "auto", warmup: int = WARMUP) -> dict:
     """sentences/s of duvae's train_step as the loop runs it (batches made beforehand, as the
     reference's are), in `precision` ("auto": what `duvae train` would pick here; "tf32" on CUDA)."""
     import numpy as np
@@ -88,19 +88,19 @@ def duvae_train(size: str, steps: int, device: str = "cpu", precision: str = "au
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr)
     mode = Precision("fp32" if precision == "tf32" else precision, where)
     plan = plan_batches(sentence_lengths(offsets), config.batch_size, np.random.default_rng(0))
-    batches = [make_batch(tokens, offsets, rows).to(where) for rows in plan[: WARMUP + steps]]
+    batches = [make_batch(tokens, offsets, rows).to(where) for rows in plan[: warmup + steps]]
     weights = [kl_weight_at(config, step, len(plan)) for step in range(len(batches))]
     tf32 = mode.training() if precision == "tf32" else contextlib.nullcontext()
     with tf32:
-        for batch, weight in zip(batches[:WARMUP], weights):
+        for batch, weight in zip(batches[:warmup], weights):
             train_step(model, optimizer, batch, weight, config.clip, mode)
         _sync(where)
         start = time.perf_counter()
-        for batch, weight in zip(batches[WARMUP:], weights[WARMUP:]):
+        for batch, weight in zip(batches[warmup:], weights[warmup:]):
             train_step(model, optimizer, batch, weight, config.clip, mode)
         _sync(where)
         seconds = time.perf_counter() - start
-    sentences = sum(len(batch) for batch in batches[WARMUP:])
+    sentences = sum(len(batch) for batch in batches[warmup:])
     return dict(sentences_per_s=sentences / seconds, precision=precision, precision_why=why,
                 device=device, threads=torch.get_num_threads())
 
@@ -148,13 +148,15 @@ class Split:
 
 def run_side(side: str, workload: str, args, device: str = "cpu", precision: str = "auto") -> dict:
     what, size = workload.split(":")
+    steps, warmup = getattr(args, "steps", None) or TRAIN_STEPS[size], getattr(args, "warmup", None) or WARMUP
     if side == "reference":
         cmd = [sys.executable, str(REFERENCE), what, "--size", size, "--device", device]
-        cmd += (["--steps", str(TRAIN_STEPS[size]), "--warmup", str(WARMUP)] if what == "train" else
+        cmd += (["--steps", str(steps), "--warmup", str(warmup)] if what == "train" else
                 ["--sentences", str(args.sentences), "--iw-samples", str(args.iw_samples)])
     else:
         cmd = [sys.executable, __file__, "--one", workload, "--sentences", str(args.sentences),
-               "--iw-samples", str(args.iw_samples), "--device", device, "--precision", precision]
+               "--iw-samples", str(args.iw_samples), "--device", device, "--precision", precision,
+               "--steps", str(steps), "--warmup", str(warmup)]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"{side} {workload} failed:\n{done.stderr[-2000:]}")
@@ -175,10 +177,13 @@ def main() -> None:
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--device", default="cpu", help=argparse.SUPPRESS)
     parser.add_argument("--precision", default="auto", help=argparse.SUPPRESS)
+    parser.add_argument("--steps", type=int, help=argparse.SUPPRESS)  # timed training steps (default: per size)
+    parser.add_argument("--warmup", type=int, help=argparse.SUPPRESS)  # untimed steps first (default 20)
     args = parser.parse_args()
     if args.one:
         what, size = args.one.split(":")
-        result = (duvae_train(size, TRAIN_STEPS[size], args.device, args.precision) if what == "train"
+        result = (duvae_train(size, args.steps or TRAIN_STEPS[size], args.device, args.precision,
+                              args.warmup or WARMUP) if what == "train"
                   else duvae_iw(size, args.sentences, args.iw_samples, args.device))
         print(json.dumps(result))
         return
