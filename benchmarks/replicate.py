@@ -2,8 +2,8 @@
 
     nohup python benchmarks/replicate.py all --jobs 2 > replication/run.log 2>&1 &   # the plan
     python benchmarks/replicate.py verdicts       # tables per claim, curves, machine time
-    python benchmarks/replicate.py short-yelp     # one part: du bn vae fb x 3 seeds, 8 epochs
-    python benchmarks/replicate.py omniglot       # du bn vae x 3 seeds at --size small, 8 epochs
+    python benchmarks/replicate.py short-yelp     # one part: du bn vae fb x 3 seeds, 6 epochs, fp32
+    python benchmarks/replicate.py omniglot       # du bn vae x 3 seeds at --size small, 8 epochs, fp32
     python benchmarks/replicate.py synthetic      # vae beta fb bn du x 3 seeds, 20 epochs
     python benchmarks/replicate.py all --dry-run  # print every command, run nothing
 
@@ -40,13 +40,14 @@ import verdicts as V  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 PLATEAU_TEXT = ["--set", "patience=1", "--set", "decay_from_epoch=3"]  # a halving can happen in the cap
+FP32 = ["--precision", "fp32"]  # the paper code's arithmetic for every model (docs/replication.md)
 PARTS = {
     # part: dataset, models (priority order), epoch cap, KL warm-up, train/probe/eval options
-    "short-yelp": dict(dataset="short-yelp", models=["du", "bn", "vae", "fb"], epochs=8, warm_up=2,
-                       train=PLATEAU_TEXT, options={"bn": ["--gamma", "0.5"]},  # BN at DU's gamma
+    "short-yelp": dict(dataset="short-yelp", models=["du", "bn", "vae", "fb"], epochs=6, warm_up=2,
+                       train=PLATEAU_TEXT + FP32, options={"bn": ["--gamma", "0.5"]},  # BN at DU's gamma
                        probe=[], iw_samples=500, examples=500, checkpoint_every=1000),
     "omniglot": dict(dataset="omniglot", models=["du", "bn", "vae"], epochs=8, warm_up=2,
-                     train=["--size", "small", "--set", "patience=2", "--set", "decay_from_epoch=3"],
+                     train=["--size", "small", "--set", "patience=2", "--set", "decay_from_epoch=3", *FP32],
                      probe=[], iw_samples=500, examples=300, checkpoint_every=200),
     "synthetic": dict(dataset="synthetic", models=["vae", "beta", "fb", "bn", "du"], epochs=20, warm_up=None,
                       train=[], probe=["--labels", "100", "--labels", "1000"], iw_samples=500, examples=None,
