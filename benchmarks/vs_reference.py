@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+SHARED = Path(os.environ.get("DUVAE_SHARED", REPO.parent / "shared"))  # a GPU machine gets a carried copy
 REFERENCE = SHARED / "reference" / "reference_bench.py"
 DATA = SHARED / "data" / "short_yelp"
 SIZES = {"synthetic": (50, 50, 2), "short-yelp": (128, 512, 32), "yelp": (512, 1024, 32)}
