@@ -2,6 +2,7 @@
 
     python benchmarks/vs_reference.py                    # 3 pairs of every workload (~30 min idle)
     python benchmarks/vs_reference.py --pairs 5 --workloads train:yelp,iw:yelp
+    python benchmarks/vs_reference.py --workloads train:short-yelp,train:yelp --precision bf16
 
 Workloads (the reference side is ../shared/reference/reference_bench.py, unmodified code of the
 paper, run as a subprocess; the duvae side is a subprocess of this file):
@@ -176,7 +177,8 @@ def main() -> None:
     parser.add_argument("--iw-samples", type=int, default=500)
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--device", default="cpu", help=argparse.SUPPRESS)
-    parser.add_argument("--precision", default="auto", help=argparse.SUPPRESS)
+    parser.add_argument("--precision", default="auto", help="duvae's training precision: auto (what `duvae train` "
+                        "picks here; fp32 for DU-VAE since the parity benchmark), fp32 or bf16")
     parser.add_argument("--steps", type=int, help=argparse.SUPPRESS)  # timed training steps (default: per size)
     parser.add_argument("--warmup", type=int, help=argparse.SUPPRESS)  # untimed steps first (default 20)
     args = parser.parse_args()
@@ -198,7 +200,7 @@ def main() -> None:
     for workload in args.workloads.split(","):
         ratios = []
         for pair in range(args.pairs):
-            reference, duvae = run_side("reference", workload, args), run_side("duvae", workload, args)
+            reference, duvae = run_side("reference", workload, args), run_side("duvae", workload, args, precision=args.precision)
             ratios.append(rate(duvae) / rate(reference))
             unit = "sentences/s" if workload.startswith("train") else "s/sentence"
             key = "sentences_per_s" if unit == "sentences/s" else "s_per_sentence"
