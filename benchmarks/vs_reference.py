@@ -200,7 +200,8 @@ def main() -> None:
     for workload in args.workloads.split(","):
         ratios = []
         for pair in range(args.pairs):
-            reference, duvae = run_side("reference", workload, args), run_side("duvae", workload, args, precision=args.precision)
+            reference = run_side("reference", workload, args)
+            duvae = run_side("duvae", workload, args, precision=args.precision)
             ratios.append(rate(duvae) / rate(reference))
             unit = "sentences/s" if workload.startswith("train") else "s/sentence"
             key = "sentences_per_s" if unit == "sentences/s" else "s_per_sentence"
