@@ -1,11 +1,15 @@
 """CUDA: the same model gives the same training step and IW-NLL on the GPU as on the CPU.
 
 Skipped without a CUDA device (this project's machines have none; `benchmarks/gpu_check.py` runs the
-fuller check on a lent GPU)."""
+fuller check on a lent GPU). The last test (slow) rehearses that script on the CPU."""
 
 from __future__ import annotations
 
 import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,9 +19,6 @@ from duvae_cli.metrics import EvalOptions, TextExamples, score_examples
 from duvae_cli.train.batching import make_batch
 from duvae_cli.train.build import build_text_model
 from duvae_cli.train.config import resolve_config
-
-pytestmark = [pytest.mark.cuda,
-              pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")]
 
 
 class _Split:
@@ -37,6 +38,8 @@ def toy():
     return build_text_model(config, 40), tokens, offsets
 
 
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_a_training_step_agrees_on_cpu_and_cuda(toy):
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     model, tokens, offsets = toy
@@ -52,6 +55,8 @@ def test_a_training_step_agrees_on_cpu_and_cuda(toy):
             assert torch.allclose(q.grad.cpu(), p.grad, rtol=1e-4, atol=1e-6), name
 
 
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_iw_nll_agrees_on_cpu_and_cuda(toy):
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     model, tokens, offsets = toy
@@ -60,3 +65,23 @@ def test_iw_nll_agrees_on_cpu_and_cuda(toy):
     a = score_examples(model, TextExamples(split), options)["iw_nll"]
     b = score_examples(copy.deepcopy(model).cuda(), TextExamples(split), options)["iw_nll"]
     assert np.abs(a - b).max() < 1e-3
+
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (SHARED / "reference" / "reference_bench.py").exists(), reason="../shared is absent")
+def test_the_gpu_check_rehearses_end_to_end_on_the_cpu(tmp_path):
+    """`gpu_check.py --rehearse`: every part of the GPU session on the CPU with tiny workloads, so a
+    crash is found here and not in the lent GPU's 15 minutes. Its numbers mean nothing; the CPU
+    "agrees with itself" exactly, and every workload of the table has both codes' figures."""
+    out = tmp_path / "gpu_check.json"
+    done = subprocess.run([sys.executable, str(Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"),
+                           "--rehearse", "--out", str(out)], capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert result["train"]["ok"] and result["iw"]["ok"]
+    assert {(r["workload"], r["code"]) for r in result["rows"]} == {
+        (f"{what}:{size}", code) for what in ("train", "iw") for size in ("short-yelp", "yelp")
+        for code in ("reference", "duvae")}
