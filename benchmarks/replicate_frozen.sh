@@ -22,7 +22,9 @@ if [ -f replication/CODE_COMMIT ]; then
 else
   commit=$(git rev-parse "${1:-HEAD}")
 fi
-[ -d "$code" ] || git worktree add --detach "$code" "$commit" >/dev/null
+if ! git -C "$code" rev-parse HEAD >/dev/null 2>&1; then  # absent, or left by another clone
+  rm -rf "$code" && git worktree prune && git worktree add --detach "$code" "$commit" >/dev/null
+fi
 if [ "$(git -C "$code" rev-parse HEAD)" != "$commit" ]; then
   echo "replicate_frozen: $code is at $(git -C "$code" rev-parse HEAD), not $commit" >&2
   exit 2
