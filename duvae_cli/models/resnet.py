@@ -17,7 +17,6 @@ from torch import nn
 from duvae_cli.models.gaussian import float32_region, widen
 
 
-
 def conv_reference_init(network: nn.Module, skip: set | frozenset = frozenset()) -> None:
     """The reference's image initialisation: every Conv2d not in `skip` N(0, sqrt(2 / (k^2 out))),
     every BatchNorm2d weight 1 and bias 0."""
