@@ -37,7 +37,8 @@ GENERAL: tuple[Option, ...] = (
     Option("warm_up", float, 10.0, "Epochs for the KL weight to reach 1.", range=">= 0"),
     Option("patience", int, 5, "Epochs without improvement before the lr is halved.", range=">= 1",
            flag=False),
-    Option("decay_from_epoch", int, 15, "Plateau halving only from this epoch on (text 15, images 0).",
+    Option("decay_from_epoch", int, 15, "Plateau halving only once this many epochs are done before "
+           "the worse one, as the reference's 0-based `epoch >= 15` (3: from the 4th epoch; text 15, images 0).",
            range=">= 0", flag=False),
     Option("plateau_reference", str, "last", "Worse than the last non-worse loss (text) or the best "
            "so far (images).", choices=("last", "best"), flag=False),
