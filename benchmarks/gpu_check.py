@@ -40,10 +40,9 @@ sys.path.insert(0, str(HERE))
 import vs_reference as vs  # noqa: E402  (the measuring functions and the data readers)
 
 TRAIN_TOLERANCE, IW_TOLERANCE = 1e-4, 1e-3
-DEVICE = "cuda"  # "cpu" under --rehearse
 
 
-def agreement_train(sentences: int = 32) -> dict:
+def agreement_train(device: str = "cuda", sentences: int = 32) -> dict:
     import numpy as np
     import torch
 
@@ -58,21 +57,21 @@ def agreement_train(sentences: int = 32) -> dict:
                                                       dropout_in=0.0, dropout_out=0.0, precision="fp32"))
     torch.manual_seed(0)
     cpu = build_text_model(config, len(vocab)).train()
-    gpu = copy.deepcopy(cpu).to(DEVICE)
+    gpu = copy.deepcopy(cpu).to(device)
     plan = plan_batches(sentence_lengths(offsets), sentences, np.random.default_rng(0))
     batch = make_batch(tokens, offsets, plan[0])
     eps = torch.randn(len(batch), config.latent_dim)
     out_cpu = cpu(batch, 1.0, eps)
     out_cpu.loss.backward()
-    out_gpu = gpu(batch.to(DEVICE), 1.0, eps.to(DEVICE))
+    out_gpu = gpu(batch.to(device), 1.0, eps.to(device))
     out_gpu.loss.backward()
     errors = {name: float((a.grad - b.grad.cpu()).norm() / a.grad.norm().clamp_min(1e-30))
               for (name, a), (_, b) in zip(cpu.named_parameters(), gpu.named_parameters()) if a.grad is not None}
     loss_cpu, loss_gpu = float(out_cpu.loss.detach()), float(out_gpu.loss.detach())
     loss_error = abs(loss_gpu - loss_cpu) / abs(loss_cpu)
-    bf16 = copy.deepcopy(cpu).to(DEVICE)
-    with torch.autocast(DEVICE, dtype=torch.bfloat16):
-        loss_bf16 = float(bf16(batch.to(DEVICE), 1.0, eps.to(DEVICE)).loss.detach())
+    bf16 = copy.deepcopy(cpu).to(device)
+    with torch.autocast(device, dtype=torch.bfloat16):
+        loss_bf16 = float(bf16(batch.to(device), 1.0, eps.to(device)).loss.detach())
     worst = max(errors, key=errors.get)
     return dict(loss_cpu=loss_cpu, loss_cuda=loss_gpu, loss_rel_error=loss_error,
                 grad_max_rel_error=errors[worst], grad_worst=worst, loss_cuda_bf16=loss_bf16,
@@ -80,7 +79,7 @@ def agreement_train(sentences: int = 32) -> dict:
                 ok=loss_error <= TRAIN_TOLERANCE and errors[worst] <= TRAIN_TOLERANCE, tolerance=TRAIN_TOLERANCE)
 
 
-def agreement_iw(sentences: int = 20, iw_samples: int = 100) -> dict:
+def agreement_iw(device: str = "cuda", sentences: int = 20, iw_samples: int = 100) -> dict:
     import torch
 
     from duvae_cli.metrics import EvalOptions, TextExamples, score_examples
@@ -93,7 +92,7 @@ def agreement_iw(sentences: int = 20, iw_samples: int = 100) -> dict:
     config = resolve_config("short-yelp", "du", dict(embed_dim=128, hidden_dim=512, latent_dim=32))
     torch.manual_seed(0)
     cpu = build_text_model(config, len(vocab)).eval()
-    gpu = copy.deepcopy(cpu).to(DEVICE)
+    gpu = copy.deepcopy(cpu).to(device)
     options = EvalOptions(iw_samples=iw_samples)
     a = score_examples(cpu, TextExamples(split), options)["iw_nll"]
     b = score_examples(gpu, TextExamples(split), options)["iw_nll"]
@@ -109,19 +108,19 @@ def throughput(args) -> list[dict]:
         for pair in range(args.pairs):
             for precision in ("fp32", "tf32", "bf16"):
                 if precision == "fp32" and not args.skip_reference:
-                    ref = vs.run_side("reference", f"train:{size}", args, device=DEVICE)
+                    ref = vs.run_side("reference", f"train:{size}", args, device=args.device)
                     rows.append(dict(workload=f"train:{size}", code="reference", pair=pair, precision="fp32",
                                      value=ref["sentences_per_s"]))
-                got = vs.run_side("duvae", f"train:{size}", args, device=DEVICE, precision=precision)
+                got = vs.run_side("duvae", f"train:{size}", args, device=args.device, precision=precision)
                 rows.append(dict(workload=f"train:{size}", code="duvae", pair=pair, precision=precision,
                                  value=got["sentences_per_s"]))
                 print(json.dumps(rows[-1]), flush=True)
         for pair in range(args.pairs):
             if not args.skip_reference:
-                ref = vs.run_side("reference", f"iw:{size}", args, device=DEVICE)
+                ref = vs.run_side("reference", f"iw:{size}", args, device=args.device)
                 rows.append(dict(workload=f"iw:{size}", code="reference", pair=pair, precision="fp32",
                                  value=ref["s_per_sentence"]))
-            got = vs.run_side("duvae", f"iw:{size}", args, device=DEVICE)
+            got = vs.run_side("duvae", f"iw:{size}", args, device=args.device)
             rows.append(dict(workload=f"iw:{size}", code="duvae", pair=pair, precision="fp32",
                              value=got["s_per_sentence"]))
             print(json.dumps(rows[-1]), flush=True)
@@ -165,26 +164,27 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("gpu_check.json"))
     parser.add_argument("--rehearse", action="store_true", help="every part on the CPU, tiny workloads")
     args = parser.parse_args()
-    args.sentences, args.iw_samples, args.steps, args.warmup = 100, 500, None, None
+    # the throughput workloads (vs_reference's), and the agreement checks' sizes
+    args.device, args.sentences, args.iw_samples, args.steps, args.warmup = "cuda", 100, 500, None, None
+    sizes = dict(train=dict(sentences=32), iw=dict(sentences=20, iw_samples=100))
     import torch
 
-    global DEVICE
-    if args.rehearse:
-        DEVICE = "cpu"
-        args.sentences, args.iw_samples, args.steps, args.warmup = 10, 8, 3, 2  # the reference needs >= 10
+    if args.rehearse:  # the reference needs >= 10 IW sentences
+        args.device, args.sentences, args.iw_samples, args.steps, args.warmup = "cpu", 10, 8, 3, 2
+        sizes = dict(train=dict(sentences=4), iw=dict(sentences=3, iw_samples=4))
     elif not torch.cuda.is_available():
         print(json.dumps({"skipped": "no CUDA device"}))
         return 0
     if not (vs.DATA / "vocab.txt").exists():
         print(json.dumps({"skipped": f"{vs.DATA} is absent"}))
         return 0
-    on_gpu = DEVICE == "cuda"
+    on_gpu = args.device == "cuda"
     info = dict(gpu=torch.cuda.get_device_name(0) if on_gpu else "none (rehearsal on the CPU)",
                 capability=".".join(map(str, torch.cuda.get_device_capability(0))) if on_gpu else "-",
-                torch=torch.__version__, cuda=torch.version.cuda, date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+                torch=torch.__version__, cuda=torch.version.cuda,
+                date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
     print(json.dumps(info), flush=True)
-    train = agreement_train() if on_gpu else agreement_train(sentences=4)
-    iw = agreement_iw() if on_gpu else agreement_iw(sentences=3, iw_samples=4)
+    train, iw = agreement_train(args.device, **sizes["train"]), agreement_iw(args.device, **sizes["iw"])
     print(json.dumps(dict(train=train, iw=iw)), flush=True)
     rows = throughput(args)
     table = markdown(info, train, iw, rows)

@@ -62,7 +62,8 @@ def official_vocab() -> dict[str, int]:
     return {w: i for i, w in enumerate(w for w in words if w)}
 
 
-def duvae_train(size: str, steps: int, device: str = "cpu", precision: str = "auto", warmup: int = WARMUP) -> dict:
+def duvae_train(size: str, steps: int, device: str = "cpu", precision: str = "auto",
+                warmup: int = WARMUP) -> dict:
     """sentences/s of duvae's train_step as the loop runs it (batches made beforehand, as the
     reference's are), in `precision` ("auto": what `duvae train` would pick here; "tf32" on CUDA)."""
     import numpy as np
@@ -147,9 +148,15 @@ class Split:
         self.tokens, self.offsets = tokens, offsets
 
 
+def train_steps(args, size: str) -> tuple[int, int]:
+    """(timed steps, untimed warm-up steps) of a training workload: --steps/--warmup, else the size's."""
+    return (TRAIN_STEPS[size] if args.steps is None else args.steps,
+            WARMUP if args.warmup is None else args.warmup)
+
+
 def run_side(side: str, workload: str, args, device: str = "cpu", precision: str = "auto") -> dict:
     what, size = workload.split(":")
-    steps, warmup = getattr(args, "steps", None) or TRAIN_STEPS[size], getattr(args, "warmup", None) or WARMUP
+    steps, warmup = train_steps(args, size)
     if side == "reference":
         cmd = [sys.executable, str(REFERENCE), what, "--size", size, "--device", device]
         cmd += (["--steps", str(steps), "--warmup", str(warmup)] if what == "train" else
@@ -177,16 +184,18 @@ def main() -> None:
     parser.add_argument("--iw-samples", type=int, default=500)
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--device", default="cpu", help=argparse.SUPPRESS)
-    parser.add_argument("--precision", default="auto", help="duvae's training precision: auto (what `duvae train` "
-                        "picks here; fp32 for DU-VAE since the parity benchmark), fp32 or bf16")
-    parser.add_argument("--steps", type=int, help=argparse.SUPPRESS)  # timed training steps (default: per size)
-    parser.add_argument("--warmup", type=int, help=argparse.SUPPRESS)  # untimed steps first (default 20)
+    parser.add_argument("--precision", default="auto", help="duvae's training precision: auto (what "
+                        "`duvae train` picks here; fp32 for DU-VAE since the parity benchmark), fp32 or bf16")
+    parser.add_argument("--steps", type=int, help=argparse.SUPPRESS)  # timed training steps (per size)
+    parser.add_argument("--warmup", type=int, help=argparse.SUPPRESS)  # untimed steps first (20)
     args = parser.parse_args()
     if args.one:
         what, size = args.one.split(":")
-        result = (duvae_train(size, args.steps or TRAIN_STEPS[size], args.device, args.precision,
-                              args.warmup or WARMUP) if what == "train"
-                  else duvae_iw(size, args.sentences, args.iw_samples, args.device))
+        if what == "train":
+            steps, warmup = train_steps(args, size)
+            result = duvae_train(size, steps, args.device, args.precision, warmup)
+        else:
+            result = duvae_iw(size, args.sentences, args.iw_samples, args.device)
         print(json.dumps(result))
         return
     if not (REFERENCE.exists() and (DATA / "vocab.txt").exists()):

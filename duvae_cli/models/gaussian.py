@@ -22,6 +22,14 @@ def widen(t: torch.Tensor) -> torch.Tensor:
     return t.to(torch.promote_types(t.dtype, torch.float32))
 
 
+def posterior_head(head: torch.nn.Module, features: torch.Tensor,
+                   sizes: list[int]) -> tuple[torch.Tensor, ...]:
+    """An encoder's last layer, in float32 even under autocast: `head(features)` split into `sizes`
+    along the last dimension, i.e. (mean, raw logvar) and a flow's context if any."""
+    with float32_region(features.device):
+        return tuple(head(widen(features)).split(sizes, dim=-1))
+
+
 def kl_standard_normal(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(N(mean, exp(logvar)) || N(0, I)) per dimension: 0.5 (mu^2 + s^2 - log s^2 - 1). Shape of `mean`."""
     return 0.5 * (mean.pow(2) + logvar.exp() - logvar - 1.0)

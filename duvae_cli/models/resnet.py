@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from duvae_cli.models.gaussian import float32_region, widen
+from duvae_cli.models.gaussian import posterior_head
 
 
 def conv_reference_init(network: nn.Module, skip: set | frozenset = frozenset()) -> None:
@@ -78,5 +78,4 @@ class ResNetEncoder(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """(mean, logvar), (B, D) each; with a context, (mean, logvar, context (B, C))."""
         features = self.pool(self.blocks(x)).flatten(1)  # (B, hidden)
-        with float32_region(features.device):  # the posterior's parameters in float32 (gaussian.py)
-            return tuple(self.head(widen(features)).split(self.sizes, dim=-1))
+        return posterior_head(self.head, features, self.sizes)  # in float32 under autocast too

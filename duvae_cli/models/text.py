@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from duvae_cli.models.gaussian import float32_region, widen
+from duvae_cli.models.gaussian import posterior_head
 from duvae_cli.models.lstm import run_lstm
 
 
@@ -65,8 +65,7 @@ class LSTMEncoder(nn.Module):
         states, _ = run_lstm(self.lstm, self.embed(batch.tokens))  # (B, T, H)
         # A unidirectional LSTM's state at the last real token ignores the padding after it.
         last = states[torch.arange(len(batch), device=states.device), batch.lengths - 1]  # (B, H)
-        with float32_region(last.device):  # the posterior's parameters in float32 (gaussian.py)
-            return tuple(self.head(widen(last)).split(self.sizes, dim=-1))
+        return posterior_head(self.head, last, self.sizes)  # in float32 under autocast too
 
 
 class LSTMDecoder(nn.Module):
