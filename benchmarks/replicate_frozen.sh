@@ -17,9 +17,7 @@ code=$(dirname "$root")/rep-code
 mkdir -p replication
 wanted=
 if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then wanted=$1; shift; fi
-if [ $# -gt 0 ]; then
-  printf '%s\n' "$@" > replication/ARGS
-elif [ -f replication/ARGS ]; then
+if [ $# -eq 0 ] && [ -f replication/ARGS ]; then
   mapfile -t saved < replication/ARGS
   set -- "${saved[@]}"
 fi
@@ -40,6 +38,7 @@ if [ "$(git -C "$code" rev-parse HEAD)" != "$commit" ]; then
   exit 2
 fi
 echo "$commit" > replication/CODE_COMMIT
+if [ $# -gt 0 ]; then printf '%s\n' "$@" > replication/ARGS; fi  # once the commit is accepted
 PATH="$root/.venv/bin:$PATH" PYTHONPATH="$code" nohup nice -n 19 python "$code/benchmarks/replicate.py" all \
   --jobs 2 --work "$root/replication" "$@" >> replication/run.log 2>&1 &
 echo "replicate_frozen: started (pid $!), code $commit, options: ${*:-none}; log: replication/run.log"

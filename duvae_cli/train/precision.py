@@ -2,14 +2,14 @@
 
 auto (the default) resolves once, when a run starts, to bf16 where the device has native bf16 matrix
 units and the model is one whose bf16 training was measured within seed noise of fp32
-(benchmarks/precision_parity.py: the VAE's; DU-VAE's and BN-VAE's were not), and to fp32 elsewhere; the resolved name is
-what config.json keeps, so a resumed run keeps its own precision. fp32 changes nothing. bf16 runs
-the forward pass under torch.autocast (CUDA or CPU): matrix products and the LSTMs in bfloat16,
-losses and reductions in float32, and the latent path (the posterior's parameters, the regularizer,
-z, the KL) in float32 (models/vae.py); bf16 has float32's range, so no loss scaling. fp16 needs a
-GradScaler against underflowing gradients and a GPU (CPU float16 kernels are slow or missing), so
-it is CUDA-only. Evaluation always runs in fp32: the
-IW-NLL's log-weights and their logsumexp are what the reported numbers rest on.
+(benchmarks/precision_parity.py: the VAE's; DU-VAE's and BN-VAE's were not), and to fp32
+elsewhere; the resolved name is what config.json keeps, so a resumed run keeps its own precision.
+fp32 changes nothing. bf16 runs the forward pass under torch.autocast (CUDA or CPU): matrix products
+and the LSTMs in bfloat16, losses and reductions in float32, and the latent path (the posterior's
+parameters, the regularizer, z, the KL) in float32 (models/vae.py); bf16 has float32's range, so no
+loss scaling. fp16 needs a GradScaler against underflowing gradients and a GPU (CPU float16 kernels
+are slow or missing), so it is CUDA-only. Evaluation always runs in fp32: the IW-NLL's log-weights
+and their logsumexp are what the reported numbers rest on.
 """
 
 from __future__ import annotations
