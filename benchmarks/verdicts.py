@@ -228,12 +228,27 @@ def curves_figure(work: Path, part: str, models: list[str], out: Path) -> Path |
     return out
 
 
+def busy_hours(starts: pd.Series, seconds: pd.Series) -> float:
+    """Hours in which at least one step was running: the length of the union of the intervals
+    [start, start + seconds), so that side-by-side jobs count once (the machine's time)."""
+    begin = (pd.to_datetime(starts, utc=True) - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
+    spans = sorted(zip(begin, begin + seconds))
+    total, end = 0.0, float("-inf")
+    for start, stop in spans:
+        total += max(0.0, stop - max(start, end))
+        end = max(end, stop)
+    return total / 3600
+
+
 def machine_time(work: Path) -> str:
-    """Process time of every step replicate.py ran (WORK/steps.csv), per part and in all."""
+    """Time of every step replicate.py ran (WORK/steps.csv), per part and in all: process time
+    (parallel jobs counted separately) and machine time (wall clock with any step running)."""
     path = work / "steps.csv"
     if not path.exists():
         return "no steps recorded"
     steps = pd.read_csv(path)
     per_part = steps.groupby("part")["seconds"].sum() / 3600
     parts = ", ".join(f"{p} {h:.2f} h" for p, h in per_part.items())
-    return f"process time (sum over steps, parallel jobs counted separately): {parts}; total {per_part.sum():.2f} h"
+    busy = busy_hours(steps["started_utc"], steps["seconds"])
+    return (f"process time (sum over steps, parallel jobs counted separately): {parts}; total "
+            f"{per_part.sum():.2f} h. Machine time (wall clock with at least one step running): {busy:.2f} h")

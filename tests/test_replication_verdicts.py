@@ -95,3 +95,13 @@ def test_claims_table_reads_the_per_run_frame_by_part_model_and_seed():
     assert "+0.20, +0.40, +0.10" in h2 and "**holds**" in h2.splitlines()[0]
     h3 = text.split("### H3")[1]
     assert "**cannot be told**" in h3.splitlines()[0]  # no Omniglot runs: n = 0
+
+
+def test_machine_time_counts_overlapping_steps_once_and_gaps_not_at_all():
+    # two jobs side by side for an hour, a 30-minute gap, then one job for 15 minutes
+    starts = pd.Series(["2026-12-02T00:00:00Z", "2026-12-02T00:10:00Z", "2026-12-02T01:40:00Z"])
+    seconds = pd.Series([3600.0, 3000.0, 900.0])
+    assert V.busy_hours(starts, seconds) == pytest.approx(1.0 + 0.25)
+    # a step nested inside another adds nothing; the process time would count it
+    assert V.busy_hours(pd.Series(["2026-12-02T00:00:00Z", "2026-12-02T00:05:00Z"]),
+                        pd.Series([600.0, 60.0])) == pytest.approx(600 / 3600)
