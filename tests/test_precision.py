@@ -102,15 +102,15 @@ def test_under_bf16_autocast_the_latent_path_is_exact_float32(name):
 
 @pytest.mark.parametrize("model", ["vae", "beta", "fb", "delta", "bn", "du", "mae"])
 def test_auto_picks_bf16_only_for_models_within_seed_noise(model, monkeypatch):
-    """On bf16 hardware `auto` means bf16 for the text model whose parity held (the VAE), fp32 with
-    the reason for DU-VAE and BN-VAE, whose bf16 results moved beyond seed noise, and fp32 for the
-    models not measured."""
+    """On bf16 hardware `auto` means bf16 for the text models whose parity held (vae, beta, fb,
+    delta), fp32 with the reason for DU-VAE and BN-VAE, whose bf16 results moved beyond seed noise,
+    and fp32 for the models not measured (MAE)."""
     from duvae_cli.train import precision
     from duvae_cli.train.config import resolve_config
 
     monkeypatch.setattr(precision, "native_bf16", lambda device: "avx512_bf16")
     name, why = precision.resolve_auto(resolve_config("short-yelp", model, {}), torch.device("cpu"))
-    if model == "vae":
+    if model in ("vae", "beta", "fb", "delta"):
         assert (name, why) == ("bf16", "auto: avx512_bf16")
     else:
         assert name == "fp32"

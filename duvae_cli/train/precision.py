@@ -2,7 +2,8 @@
 
 auto (the default) resolves once, when a run starts, to bf16 where the device has native bf16 matrix
 units and the model is one whose bf16 training was measured within seed noise of fp32
-(benchmarks/precision_parity.py: the VAE's; DU-VAE's and BN-VAE's were not), and to fp32
+(benchmarks/precision_parity.py: the VAE's, beta-VAE's, free bits' and delta-VAE's; DU-VAE's and
+BN-VAE's were not), and to fp32
 elsewhere; the resolved name is what config.json keeps, so a resumed run keeps its own precision.
 fp32 changes nothing. bf16 runs the forward pass under torch.autocast (CUDA or CPU): matrix products
 and the LSTMs in bfloat16, losses and reductions in float32, and the latent path (the posterior's
@@ -22,11 +23,11 @@ from duvae_cli.errors import UsageError
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 # Models `auto` may train in bf16: those whose bf16 training was measured within seed noise of fp32
-# (benchmarks/precision_parity.py, docs/benchmarks.md): the VAE, on synthetic data. DU-VAE and BN-VAE
-# were measured outside it. beta, fb and delta (the VAE's networks with another KL term), MAE (its
-# pairwise KL over the batch), IAF posteriors, the image models and the Agg-VAE/SA-VAE strategies
-# keep fp32 until their parity is measured (docs/training.md, "Precision").
-BF16_MODELS = ("vae",)
+# (benchmarks/precision_parity.py, docs/benchmarks.md): the VAE, beta, fb and delta, on synthetic data.
+# DU-VAE and BN-VAE were measured outside it. MAE (its pairwise KL over the batch), IAF posteriors,
+# the image models and the Agg-VAE/SA-VAE strategies keep fp32 until their parity is measured
+# (docs/training.md, "Precision").
+BF16_MODELS = ("vae", "beta", "fb", "delta")
 OUTSIDE_NOISE = {
     "du": "bf16 moves DU-VAE's results beyond seed noise (docs/benchmarks.md)",
     "bn": "bf16 moves BN-VAE's short-yelp probe accuracy beyond seed noise (docs/benchmarks.md)",
