@@ -251,7 +251,8 @@ def short_yelp_source(folder: Path) -> Path:
 
 
 def verdicts(work: Path, args) -> int:
-    """WORK/verdicts/verdicts.md: per-model tables, the per-claim verdicts, curves and machine time."""
+    """WORK/verdicts/verdicts.md (per-model and per-run tables, the per-claim verdicts, curves, machine
+    time) and WORK/verdicts/runs.csv (one row per finished run)."""
     iw = {part: args.iw_samples or PARTS[part]["iw_samples"] for part in PARTS}
     frame = V.collect(work, iw)
     out = work / "verdicts"
@@ -261,9 +262,13 @@ def verdicts(work: Path, args) -> int:
             continue
         figure = V.curves_figure(work, part, FIGURE_MODELS[part], out / f"curves-{part}.png")
         sections += [f"## {part}", "", V.model_table(frame, part, FIGURE_MODELS[part]), "",
+                     "Per run:", "", V.run_table(frame, part, FIGURE_MODELS[part]), "",
                      *([f"![curves]({figure.name})", ""] if figure else [])]
     sections += ["## Claims", "", V.claims_markdown(frame)]
     out.mkdir(parents=True, exist_ok=True)
+    if not frame.empty:  # the same per-run values, machine-readable
+        frame.to_csv(out / "runs.csv.tmp", index=False)
+        (out / "runs.csv.tmp").replace(out / "runs.csv")
     text = "\n".join(sections) + "\n"
     tmp = out / "verdicts.md.tmp"
     tmp.write_text(text, encoding="utf-8")

@@ -169,6 +169,23 @@ def model_table(frame: pd.DataFrame, part: str, models: list[str]) -> str:
     return "\n".join(lines)
 
 
+def run_table(frame: pd.DataFrame, part: str, models: list[str]) -> str:
+    """Markdown: one row per run (model, seed), the values the model table summarises."""
+    rows = frame[frame["part"] == part] if not frame.empty else frame
+    accs = sorted((c for c in rows.columns if c.startswith("acc@") and rows[c].notna().any()),
+                  key=lambda c: int(c[4:]))
+    columns = [m for m, _ in METRICS] + accs + ["epochs", "best_epoch", "halvings", "train_min"]
+    lines = ["| model | seed | " + " | ".join(columns) + " |", "|---|---:|" + "---:|" * len(columns)]
+    for model in models:
+        own = rows[rows["model"] == model].sort_values("seed") if len(rows) else rows
+        for _, r in own.iterrows():
+            cells = [_fmt([float(r[c])] if c in r and pd.notna(r[c]) else [],
+                          2 if c.startswith("acc@") or c in ("iw_nll", "elbo_nll", "kl", "mi") else 0)
+                     for c in columns]
+            lines.append(f"| {model} | {int(r['seed'])} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def claim_rows(frame: pd.DataFrame, claims: list[Claim]) -> tuple[list[str], list[str]]:
     """Markdown rows (claim, n, A, B, d per seed, mean d, SE, verdict) and the verdicts."""
     lines, verdicts = [], []

@@ -97,6 +97,18 @@ def test_claims_table_reads_the_per_run_frame_by_part_model_and_seed():
     assert "**cannot be told**" in h3.splitlines()[0]  # no Omniglot runs: n = 0
 
 
+def test_run_table_has_one_row_per_run_with_the_values_the_model_table_averages():
+    frame = pd.DataFrame([
+        {"part": "omniglot", "model": m, "seed": s, "mi": mi, "acc@5": acc}
+        for m, runs in (("du", ((2, 5.25, 40.5), (1, 5.0, 39.0))), ("bn", ((1, 4.0, 38.0),)))
+        for s, mi, acc in runs])
+    lines = V.run_table(frame, "omniglot", ["vae", "du", "bn"]).splitlines()[2:]
+    assert [line.split(" | ")[:2] for line in lines] == [["| du", "1"], ["| du", "2"], ["| bn", "1"]]
+    assert "| 5.00 |" in lines[0] and "| 39.00 |" in lines[0] and "| 40.50 |" in lines[1]
+    model = V.model_table(frame, "omniglot", ["du"]).splitlines()[2]
+    assert "5.12 +- 0.18" in model and "39.8 +- 1.1" in model  # the mean and sd of the rows above
+
+
 def test_machine_time_counts_overlapping_steps_once_and_gaps_not_at_all():
     # two jobs side by side for an hour, a 30-minute gap, then one job for 15 minutes
     starts = pd.Series(["2026-12-02T00:00:00Z", "2026-12-02T00:10:00Z", "2026-12-02T01:40:00Z"])
