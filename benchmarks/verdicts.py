@@ -152,12 +152,17 @@ def _fmt(values: list[float], digits: int = 2) -> str:
     return f"{v.mean():.{digits}f}{sd}"
 
 
-def model_table(frame: pd.DataFrame, part: str, models: list[str]) -> str:
-    """Markdown: one row per model, mean +- std over its seeds of every per-run column."""
+def _part_columns(frame: pd.DataFrame, part: str) -> tuple[pd.DataFrame, list[str]]:
+    """The part's rows, and the per-run columns its tables show (the probe budgets it has)."""
     rows = frame[frame["part"] == part] if not frame.empty else frame
     accs = sorted((c for c in rows.columns if c.startswith("acc@") and rows[c].notna().any()),
                   key=lambda c: int(c[4:]))
-    columns = [m for m, _ in METRICS] + accs + ["epochs", "best_epoch", "halvings", "train_min"]
+    return rows, [m for m, _ in METRICS] + accs + ["epochs", "best_epoch", "halvings", "train_min"]
+
+
+def model_table(frame: pd.DataFrame, part: str, models: list[str]) -> str:
+    """Markdown: one row per model, mean +- std over its seeds of every per-run column."""
+    rows, columns = _part_columns(frame, part)
     lines = ["| model | seeds | " + " | ".join(columns) + " |", "|---|---:|" + "---:|" * len(columns)]
     for model in models:
         own = rows[rows["model"] == model] if len(rows) else rows
@@ -171,10 +176,7 @@ def model_table(frame: pd.DataFrame, part: str, models: list[str]) -> str:
 
 def run_table(frame: pd.DataFrame, part: str, models: list[str]) -> str:
     """Markdown: one row per run (model, seed), the values the model table summarises."""
-    rows = frame[frame["part"] == part] if not frame.empty else frame
-    accs = sorted((c for c in rows.columns if c.startswith("acc@") and rows[c].notna().any()),
-                  key=lambda c: int(c[4:]))
-    columns = [m for m, _ in METRICS] + accs + ["epochs", "best_epoch", "halvings", "train_min"]
+    rows, columns = _part_columns(frame, part)
     lines = ["| model | seed | " + " | ".join(columns) + " |", "|---|---:|" + "---:|" * len(columns)]
     for model in models:
         own = rows[rows["model"] == model].sort_values("seed") if len(rows) else rows
