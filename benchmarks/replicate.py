@@ -35,6 +35,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from duvae_cli.io import atomic_path, atomic_write_text
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import verdicts as V  # noqa: E402
 
@@ -265,14 +267,11 @@ def verdicts(work: Path, args) -> int:
                      "Per run:", "", V.run_table(frame, part, FIGURE_MODELS[part]), "",
                      *([f"![curves]({figure.name})", ""] if figure else [])]
     sections += ["## Claims", "", V.claims_markdown(frame)]
-    out.mkdir(parents=True, exist_ok=True)
     if not frame.empty:  # the same per-run values, machine-readable
-        frame.to_csv(out / "runs.csv.tmp", index=False)
-        (out / "runs.csv.tmp").replace(out / "runs.csv")
+        with atomic_path(out / "runs.csv") as tmp:
+            frame.to_csv(tmp, index=False)
     text = "\n".join(sections) + "\n"
-    tmp = out / "verdicts.md.tmp"
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(out / "verdicts.md")
+    atomic_write_text(out / "verdicts.md", text)
     print(text + f"\nwritten: {out / 'verdicts.md'}", flush=True)
     return 0
 

@@ -144,6 +144,9 @@ def by_seed(frame: pd.DataFrame, part: str, model: str, metric: str) -> dict[int
     return {int(s): float(v) for s, v in zip(rows["seed"], rows[metric]) if pd.notna(v)}
 
 
+NATS = ("iw_nll", "elbo_nll", "kl", "mi")  # columns in nats: shown with two decimals
+
+
 def _fmt(values: list[float], digits: int = 2) -> str:
     v = np.array([x for x in values if math.isfinite(x)], dtype=float)
     if not len(v):
@@ -168,8 +171,7 @@ def model_table(frame: pd.DataFrame, part: str, models: list[str]) -> str:
         own = rows[rows["model"] == model] if len(rows) else rows
         if not len(own):
             continue
-        cells = [_fmt(list(own[c]) if c in own else [], 2 if c in ("iw_nll", "elbo_nll", "kl", "mi") else 1)
-                 for c in columns]
+        cells = [_fmt(list(own[c]) if c in own else [], 2 if c in NATS else 1) for c in columns]
         lines.append(f"| {model} | {','.join(map(str, sorted(own['seed'])))} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -181,9 +183,7 @@ def run_table(frame: pd.DataFrame, part: str, models: list[str]) -> str:
     for model in models:
         own = rows[rows["model"] == model].sort_values("seed") if len(rows) else rows
         for _, r in own.iterrows():
-            cells = [_fmt([float(r[c])] if c in r and pd.notna(r[c]) else [],
-                          2 if c.startswith("acc@") or c in ("iw_nll", "elbo_nll", "kl", "mi") else 0)
-                     for c in columns]
+            cells = [_fmt([float(r.get(c, math.nan))], 2 if c.startswith("acc@") or c in NATS else 0) for c in columns]
             lines.append(f"| {model} | {int(r['seed'])} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
