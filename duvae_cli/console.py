@@ -84,6 +84,10 @@ class CliReporter:
         if not self.quiet:
             stderr.print(message, markup=False, soft_wrap=True)
 
+    def warn(self, message: str) -> None:
+        """A line --quiet does not hide: numbers shown that are not current (duvae_cli.progress.warn)."""
+        stderr.print(message, markup=False, soft_wrap=True)
+
 
 def emit_json(payload: object) -> None:
     """Machine-readable result on stdout: one JSON document."""

@@ -38,3 +38,9 @@ class SilentReporter:
 
 
 SILENT = SilentReporter()
+
+
+def warn(reporter: Reporter, message: str) -> None:
+    """A line the user must see even with --quiet (e.g. stale numbers in a figure): the reporter's
+    `warn` when it has one (the CLI's), else its `log`."""
+    getattr(reporter, "warn", reporter.log)(message)

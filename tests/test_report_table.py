@@ -13,7 +13,10 @@ import pytest
 
 from duvae_cli.tables import build_report, format_table
 
-HEADER = "run,dataset,model,split,metric,value,estimator,n_samples,seed,checkpoint,checkpoint_sha256\n"
+HEADER = ("run,dataset,model,split,metric,value,estimator,n_samples,seed,checkpoint,checkpoint_sha256,"
+          "split_sha256,dataset_sha256,examples,mi_estimator,au_threshold,precision,note\n")
+PROBE_HEADER = "run,dataset,model,split,metric,value,estimator,n_samples,seed,checkpoint,checkpoint_sha256"
+SETTINGS = "s1,d1,2000,whole,0.01,fp32,"  # split and dataset fingerprints, examples, MI, AU threshold, precision, note
 
 
 def _run(root: Path, name: str, config: dict, metrics: dict[str, float], accuracies: dict[int, list[float]] = {}):
@@ -24,14 +27,14 @@ def _run(root: Path, name: str, config: dict, metrics: dict[str, float], accurac
     base = {"dataset": "yelp", "model": "du", "gamma": 0.5, "p": 0.8, "beta": None, "latent_dim": 32,
             "seed": 1, "device": "auto"}
     (run / "config.json").write_text(json.dumps({**base, **config}))
-    lines = [f"{name},yelp,du,test,{m},{v},est,500,0,best,abc\n" for m, v in metrics.items()]
-    lines += [f"{name},yelp,du,valid,{m},1000,est,500,0,best,abc\n" for m in metrics]
-    lines += [f"{name},yelp,du,test,{m},-1000,est,500,0,last,def\n" for m in metrics]
+    lines = [f"{name},yelp,du,test,{m},{v},est,500,0,best,abc,{SETTINGS}\n" for m, v in metrics.items()]
+    lines += [f"{name},yelp,du,valid,{m},1000,est,500,0,best,abc,{SETTINGS}\n" for m in metrics]
+    lines += [f"{name},yelp,du,test,{m},-1000,est,500,0,last,def,{SETTINGS}\n" for m in metrics]
     (run / "metrics.csv").write_text(HEADER + "".join(lines))
     if accuracies:
         rows = [f"{name},yelp,du,test,accuracy,{a},linear_probe,100,{r},best,abc,{n},{r},official,{n}\n"
                 for n, accs in accuracies.items() for r, a in enumerate(accs)]
-        (run / "probe.csv").write_text(HEADER.strip() + ",labels,repeat,subset,n_train\n" + "".join(rows))
+        (run / "probe.csv").write_text(PROBE_HEADER + ",labels,repeat,subset,n_train\n" + "".join(rows))
     return run
 
 
@@ -75,8 +78,8 @@ def test_hyper_parameters_split_rows_and_are_named(runs):
 def test_markdown_latex_and_csv_show_the_same_numbers(runs):
     table = build_report(runs)
     markdown = format_table(table, "markdown")
-    assert "| yelp | du | gamma=0.5, p=0.8 | 2 | 101.00 ± 1.41 | 6.00 ± 1.41 | 2.50 ± 0.71 | 11.0 ± 1.4 | 77.5 ± 17.7 | 80.0 |" \
-        in markdown
+    assert "| yelp | du | gamma=0.5, p=0.8 | 500 | 2000 | 2 | unknown | 101.00 ± 1.41 | 6.00 ± 1.41 | 2.50 ± 0.71 " \
+        "| 11.0 ± 1.4 | 77.5 ± 17.7 | 80.0 |" in markdown  # unknown: these runs have no checkpoint file
     latex = format_table(table, "latex")
     assert r"101.00 $\pm$ 1.41" in latex and r"acc@100 (\%)" in latex and latex.count(r"\\") == 4
     rows = list(csv.DictReader(io.StringIO(format_table(table, "csv"))))
@@ -88,7 +91,7 @@ def test_markdown_latex_and_csv_show_the_same_numbers(runs):
 def test_several_estimators_of_a_metric_get_their_own_columns(tmp_path):
     run = _run(tmp_path, "r", {}, {"mi": 2.0})
     with open(run / "metrics.csv", "a") as fh:
-        fh.write("r,yelp,du,test,mi,1.5,per_batch,500,0,best,abc\n")
+        fh.write("r,yelp,du,test,mi,1.5,per_batch,500,0,best,abc,s1,d1,2000,batch,0.01,fp32,\n")
     headers = [c.header for c in build_report([run], ("mi",)).columns]
     assert headers == ["MI [est]", "MI [per_batch]"]
 

@@ -33,14 +33,14 @@ def visualize(
 
     Example: duvae visualize runs/latest --kind latent
     """
-    from duvae_cli.console import emit_json
+    from duvae_cli.console import CliReporter, emit_json
     from duvae_cli.viz import SampleOptions, VizOptions, visualize as draw
 
     samples = SampleOptions(n=n, beam=beam, temperature=temperature, max_length=max_length, seed=seed,
                             split=split, checkpoint=checkpoint, device=device)
     options = VizOptions(out=out, metric=metric, split=split, checkpoint=checkpoint, device=device,
                          samples=samples)
-    paths = draw(runs or [Path("runs/latest")], kind, options)
+    paths = draw(runs or [Path("runs/latest")], kind, options, CliReporter(quiet))
     if json:
         emit_json({"kind": kind, "files": [str(p) for p in paths]})
     else:
@@ -50,25 +50,35 @@ def visualize(
 
 def report(
     runs: Annotated[list[Path], typer.Argument(help="Run directories (e.g. runs/*).")],
-    fmt: Annotated[str, typer.Option("--format", help="markdown, csv or latex.")] = "markdown",
+    fmt: Annotated[str, typer.Option("--format", help="markdown, csv, latex or json.")] = "markdown",
     metrics: Annotated[str, typer.Option(help="metrics.csv metrics to show, comma-separated.")] = "iw_nll,kl,mi,au",
     split: Annotated[str, typer.Option(help="Split of the numbers.")] = "test",
     checkpoint: Annotated[str, typer.Option(help="Numbers of the best or last checkpoint.")] = "best",
     out: Annotated[Optional[Path], typer.Option(help="Write the table here instead of stdout.")] = None,
+    strict: Annotated[bool, typer.Option(help="Exit 1, writing nothing, if a number is stale (its "
+                                         "checkpoint changed since) or cannot be checked.")] = False,
     quiet: Quiet = False,
 ) -> None:
-    """One row per model (runs grouped by dataset, model and config; mean ± std over seeds): NLL, KL,
-    MI, AU from metrics.csv and probe accuracies per label budget from probe.csv.
+    """One row per model and evaluation settings (runs grouped by dataset, model and config; mean ±
+    std over seeds): NLL, KL, MI, AU from metrics.csv and probe accuracies per label budget from
+    probe.csv, with K, examples and a `stale` column.
 
     Example: duvae report runs/* --format latex --out table.tex
     """
     from duvae_cli.console import CliReporter
+    from duvae_cli.errors import DuvaeError
     from duvae_cli.io import atomic_write_text
     from duvae_cli.tables import build_report, format_table
 
     names = tuple(m.strip() for m in metrics.split(",") if m.strip())
-    table = build_report(runs, names, split, checkpoint, reporter=CliReporter(quiet))
+    reporter = CliReporter(quiet)
+    table = build_report(runs, names, split, checkpoint, reporter=reporter)
     text = format_table(table, fmt)
+    note = table.freshness_note()
+    if note and strict:
+        raise DuvaeError(f"--strict: {note}")
+    if note:
+        reporter.warn(note)  # shown with --quiet too: the table holds numbers that are not current
     if out is None:
         sys.stdout.write(text)
     else:

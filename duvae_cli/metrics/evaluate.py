@@ -210,6 +210,8 @@ def summarise(results: dict[str, np.ndarray], options: EvalOptions, lengths: np.
     else:
         mi = posterior.mi_per_batch(mean, logvar, z, plan_batches(lengths, options.batch_size))
     au, au_variance = posterior.active_units(mean, options.au_threshold)
+    if not torch.isfinite(au_variance).all():  # e.g. one example (N - 1 = 0): no count, not AU 0
+        au = float("nan")
     kl_dims = torch.from_numpy(results["kl_per_dim"]).double().mean(0) if "kl_per_dim" in results \
         else posterior.kl_per_dim(mean, logvar)  # a flow's Monte Carlo KL, else analytic
     per_dim = {"au_variance": au_variance, "kl": kl_dims,

@@ -11,6 +11,7 @@ evaluation with the same split, checkpoint, data, seed and K was interrupted.
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ from duvae_cli.metrics.store import PartialResults, update_metrics_csv, write_me
 from duvae_cli.progress import SILENT
 from duvae_cli.train.distributed import world
 
+EVAL_PRECISION = "fp32"  # evaluation never uses bf16 or TF32 (docs/metrics.md)
 ORDER = ("iw_nll", "iw_ppl", "elbo_nll", "ppl", "rec", "kl", "mi", "au", "mpd", "ce", "n_examples",
          "n_tokens")
 
@@ -43,7 +45,8 @@ class EvalReport:
 
     def to_dict(self) -> dict:
         return {**self.identity,
-                "metrics": {k: {"value": self.metrics[k], "estimator": self.estimators[k]}
+                "metrics": {k: {"value": self.metrics[k] if math.isfinite(self.metrics[k]) else None,
+                                "estimator": self.estimators[k]}
                             for k in ORDER if k in self.metrics},
                 "per_dim": {k: np.asarray(v).tolist() for k, v in self.per_dim.items()},
                 "files": self.files}
@@ -105,6 +108,9 @@ def evaluate_trained(trained, split: str = "test", options: EvalOptions = EvalOp
     if trained.config.strategy == "savi":  # SA-VAE runs: no refinement here (docs/metrics.md)
         labels = {k: v if v == "count" else f"{v}-amortised" for k, v in labels.items()}
     report = EvalReport(identity, summary["metrics"], labels, summary["per_dim"])
+    if non_finite(report):
+        reporter.log(f"note: {', '.join(non_finite(report))} not finite; written as empty values with a note "
+                     "in metrics.csv (docs/metrics.md)")
     if here.is_main:
         _write(trained.run_dir, report, results)
     if partial is not None:
@@ -134,23 +140,46 @@ def _identity(trained, split: str, options: EvalOptions) -> dict:
             "split_sha256": binding.fingerprint_of(trained.dataset, split),  # which data every number is of
             "iw_samples": options.iw_samples, "seed": options.seed,
             "au_threshold": options.au_threshold, "mi_estimator": options.mi_estimator,
-            "batch_size": options.batch_size, "examples": options.examples or "all"}
+            "batch_size": options.batch_size, "examples": options.examples or "all",
+            "precision": EVAL_PRECISION}
 
 
 def _write(run_dir: Path, report: EvalReport, results: dict) -> None:
     ident = report.identity
     group = f"{ident['split']}/{ident['checkpoint']}-{ident['checkpoint_sha256'][:12]}"
-    attrs = {**ident, **{f"metric_{k}": v for k, v in report.metrics.items()},
-             "estimators": json.dumps(report.estimators), "units": "nats per example",
-             "duvae_version": __version__,
-             "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    attrs = h5_attrs(report)
     h5_path, csv_path = Path(run_dir) / "metrics.h5", Path(run_dir) / "metrics.csv"
     write_metrics_h5(h5_path, group, results, report.per_dim, attrs)
-    rows = [{"run": ident["run"], "dataset": ident["dataset"], "model": ident["model"],
-             "split": ident["split"], "metric": name, "value": report.metrics[name],
-             "estimator": report.estimators[name], "n_samples": ident["iw_samples"],
-             "seed": ident["seed"], "checkpoint": ident["checkpoint"],
-             "checkpoint_sha256": ident["checkpoint_sha256"], "split_sha256": ident["split_sha256"]}
-            for name in ORDER if name in report.metrics]
+    rows = csv_rows(report)
     update_metrics_csv(csv_path, rows)
     report.files = {"metrics_h5": str(h5_path), "metrics_csv": str(csv_path), "group": group}
+
+
+def non_finite(report: EvalReport) -> list[str]:
+    """Names of the metrics that are NaN or infinite: never stored as numbers (docs/metrics.md)."""
+    return [k for k in ORDER if k in report.metrics and not math.isfinite(report.metrics[k])]
+
+
+def h5_attrs(report: EvalReport) -> dict:
+    """The metrics.h5 group's attributes: the identity, every finite metric as `metric_<name>`, and
+    the names of the non-finite ones in `non_finite_metrics` (JSON)."""
+    bad = non_finite(report)
+    return {**report.identity, **{f"metric_{k}": v for k, v in report.metrics.items() if k not in bad},
+            "non_finite_metrics": json.dumps(bad), "estimators": json.dumps(report.estimators),
+            "units": "nats per example", "duvae_version": __version__,
+            "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def csv_rows(report: EvalReport) -> list[dict]:
+    """metrics.csv rows: design.md §4's tidy columns, then what made the number (store.CSV_COLUMNS).
+    A non-finite value is written empty, with `note` saying what it was."""
+    ident, bad = report.identity, non_finite(report)
+    common = {"run": ident["run"], "dataset": ident["dataset"], "model": ident["model"], "split": ident["split"],
+              "n_samples": ident["iw_samples"], "seed": ident["seed"], "checkpoint": ident["checkpoint"],
+              **{k: ident[k] for k in ("checkpoint_sha256", "split_sha256", "dataset_sha256", "mi_estimator",
+                                       "au_threshold", "precision")},
+              "examples": ident["n_evaluated"]}
+    return [{**common, "metric": name, "estimator": report.estimators[name],
+             "value": "" if name in bad else report.metrics[name],
+             "note": f"not finite ({report.metrics[name]})" if name in bad else ""}
+            for name in ORDER if name in report.metrics]

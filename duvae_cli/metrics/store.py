@@ -3,8 +3,9 @@
 - `metrics.h5`: one group per split and checkpoint, `/<split>/<checkpoint>-<sha256[:12]>`, holding the
   per-example arrays, a `per_dim` subgroup and attributes naming every estimator and setting.
   Re-evaluating the same split and checkpoint replaces its group; other groups are kept.
-- `metrics.csv`: tidy rows (design.md §4 columns, plus the checkpoint). Rows of an earlier
-  evaluation with the same run, split, checkpoint hash, seed, K, metric and estimator are replaced.
+- `metrics.csv`: tidy rows (design.md §4 columns, then what made each number: CSV_COLUMNS). Rows of
+  an earlier evaluation with the same run, split, checkpoint hash, seed, K, examples, metric and
+  estimator are replaced.
 - `metrics.partial/<split>-<key hash>/part-*.npz`: per-example results flushed during evaluation, so
   an interrupted run resumes; deleted once metrics.h5 is written.
 
@@ -28,10 +29,15 @@ import numpy as np
 
 from duvae_cli.io import atomic_path
 
+# design.md §4's tidy columns, then what made each number (docs/metrics.md): the checkpoint and its
+# sha256, the split's fingerprint (data/binding.py) and the dataset file's sha256, the number of
+# examples evaluated, the MI estimator, the AU threshold and the precision; `note` says why a value
+# is empty (not finite). n_samples is K.
 CSV_COLUMNS = ("run", "dataset", "model", "split", "metric", "value", "estimator", "n_samples", "seed",
-               "checkpoint", "checkpoint_sha256", "split_sha256")  # split_sha256: data/binding.py fingerprint
+               "checkpoint", "checkpoint_sha256", "split_sha256", "dataset_sha256", "examples", "mi_estimator",
+               "au_threshold", "precision", "note")
 PART_FIELDS = ("index", "iw_nll", "rec", "kl", "elbo", "n_tokens", "mean", "logvar", "z_sample")
-CSV_KEY = ("run", "split", "checkpoint_sha256", "seed", "n_samples", "metric", "estimator")
+CSV_KEY = ("run", "split", "checkpoint_sha256", "seed", "n_samples", "examples", "metric", "estimator")
 
 
 @contextlib.contextmanager
@@ -56,13 +62,26 @@ def update_metrics_csv(path: Path, rows: list[dict]) -> None:
                 reader = csv.DictReader(handle)
                 old = list(reader)
                 columns += [c for c in reader.fieldnames or [] if c not in columns]
-        new_keys = {tuple(str(row.get(k, "")) for k in CSV_KEY) for row in rows}
-        kept = [row for row in old if tuple(row.get(k, "") for k in CSV_KEY) not in new_keys]
+        replaced = _replaced_by(rows)
+        kept = [row for row in old if not replaced(row)]
         with atomic_path(path, suffix=".csv.tmp") as tmp:
             with open(tmp, "w", newline="", encoding="utf-8") as handle:
                 writer = csv.DictWriter(handle, fieldnames=columns, restval="")
                 writer.writeheader()
                 writer.writerows(kept + rows)
+
+
+def _key(row: dict, fields: tuple = CSV_KEY) -> tuple:
+    return tuple("" if row.get(k) is None else str(row[k]) for k in fields)
+
+
+def _replaced_by(new_rows: list[dict]):
+    """A test for existing rows: same CSV_KEY as a new row. A row written before the `examples`
+    column existed has it empty; it is replaced by a new evaluation that matches it otherwise."""
+    loose_fields = tuple(k for k in CSV_KEY if k != "examples")
+    exact = {_key(r) for r in new_rows}
+    loose = {_key(r, loose_fields) for r in new_rows}
+    return lambda row: _key(row) in exact or (row.get("examples") in (None, "") and _key(row, loose_fields) in loose)
 
 
 def write_metrics_h5(path: Path, group: str, per_example: dict, per_dim: dict, attrs: dict) -> None:

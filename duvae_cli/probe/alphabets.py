@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from duvae_cli.data import binding
 from duvae_cli.data.store import ImageSplit
 from duvae_cli.errors import DuvaeError, UsageError
 from duvae_cli.probe.features import probe_features
@@ -68,6 +69,8 @@ class AlphabetResult:
     drawer_order: str  # "recovered" (from the prepare seed) or "approximate" (train before valid)
     options: AlphabetOptions
     records: list[AlphabetRecord] = field(default_factory=list)
+    split_sha256: dict = field(default_factory=dict)  # "test" -> fingerprint (data/binding.py)
+    dataset_sha256: str = ""  # the dataset file's sha256
 
     def summary(self) -> list[dict]:
         """Per k: mean accuracy over alphabets and the character-weighted mean."""
@@ -195,7 +198,9 @@ def classify_alphabets(run_dir: Path, options: AlphabetOptions = AlphabetOptions
     test_pool = Pool(test_x, test.alphabet, test.character, np.zeros(len(test), dtype=np.int64))
     names = json.loads(dataset.attrs.get("alphabets", "[]"))
     result = AlphabetResult(trained.run_dir, trained.config.dataset, trained.config.model,
-                            trained.checkpoint.stem, trained.checkpoint_sha256, how, options)
+                            trained.checkpoint.stem, trained.checkpoint_sha256, how, options,
+                            split_sha256={"test": binding.fingerprint_of(dataset, "test")},
+                            dataset_sha256=str(getattr(dataset, "sha256", "") or ""))
     total = len(options.per_class) * len(np.unique(test.alphabet))
     with reporter.task("per-alphabet probes", total) as task:
         for k in options.per_class:

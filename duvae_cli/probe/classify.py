@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from duvae_cli.data import binding
 from duvae_cli.errors import UsageError
 from duvae_cli.probe.features import probe_features, require_text_run
 from duvae_cli.probe.linear import ProbeSettings, fit_probe
@@ -64,6 +65,8 @@ class ProbeResult:
     split_labels: dict = field(default_factory=lambda: {"test": "test", "valid": "valid"})  # as written
     h5_group: str = "probe"  # metrics.h5 group (new data: probe@<test data label>, use/newdata.py)
     data: dict = field(default_factory=dict)  # new data: role -> {source, label, n, unk_share}
+    split_sha256: dict = field(default_factory=dict)  # "test"/"valid" -> fingerprint (data/binding.py)
+    dataset_sha256: str = ""  # the dataset file's sha256
 
     def summary(self) -> list[dict]:
         """One dict per budget: mean and sample std (ddof 1; None for one repeat) of the test accuracy."""
@@ -124,7 +127,9 @@ def _empty_result(trained, dataset, options: ClassifyOptions) -> ProbeResult:
     majority = int(np.bincount(reference).argmax())
     return ProbeResult(trained.run_dir, trained.config.dataset, trained.config.model, trained.checkpoint.stem,
                        trained.checkpoint_sha256, len(splits["valid"]), len(splits["test"]), n_classes,
-                       float(np.mean(splits["test"].labels == majority)), options)
+                       float(np.mean(splits["test"].labels == majority)), options,
+                       split_sha256={s: binding.fingerprint_of(dataset, s) for s in ("test", "valid")},
+                       dataset_sha256=str(getattr(dataset, "sha256", "") or ""))
 
 
 def _probe_once(features: "_Features", labelled: LabelledSet, repeat: int, options: ClassifyOptions,

@@ -2,9 +2,11 @@
 
 probe.csv has metrics.csv's columns (design.md §4, plus `checkpoint` and `checkpoint_sha256` as
 `duvae evaluate` writes them) and `labels` (the budget), `repeat`, `subset` (official | stratified) and
-`n_train` (labelled examples used); `n_samples` is the number of examples the accuracy is computed
-over. A new classification replaces the rows and subgroups of the budgets it ran and keeps those of
-other budgets made with the same checkpoint.
+`n_train` (labelled examples used); `n_samples` (and `examples`) is the number of examples the
+accuracy is computed over; `split_sha256`, `dataset_sha256` and `precision` say which data and
+arithmetic made it. A new classification replaces the rows and subgroups of the budgets it ran and
+keeps those of other budgets made with the same checkpoint (rows of an older probe.csv without the
+last columns too, those columns left empty: unknown).
 
 Both files are written atomically. metrics.h5 is copied, its `probe` group updated in the copy, and
 the copy renamed over the original under the lock `duvae evaluate` takes for the same file, so the
@@ -29,19 +31,28 @@ from duvae_cli.metrics.store import locked_for_update  # the lock evaluate uses 
 from duvae_cli.probe.classify import ESTIMATOR, ProbeResult
 
 COLUMNS = ["run", "dataset", "model", "split", "metric", "value", "estimator", "n_samples", "seed",
-           "checkpoint", "checkpoint_sha256", "labels", "repeat", "subset", "n_train"]
+           "checkpoint", "checkpoint_sha256", "labels", "repeat", "subset", "n_train",
+           "split_sha256", "dataset_sha256", "examples", "precision"]  # what made the number
+REQUIRED = ("split", "labels", "checkpoint_sha256")  # an older probe.csv without the rest is still kept
+PRECISION = "fp32"  # features are computed by the frozen encoder in fp32
+
+
+def _provenance(result, role: str, n: int) -> dict:
+    """The split's fingerprint, the dataset's sha256, the examples scored and the precision."""
+    return {"split_sha256": getattr(result, "split_sha256", {}).get(role, ""),
+            "dataset_sha256": getattr(result, "dataset_sha256", ""), "examples": n, "precision": PRECISION}
 
 
 def probe_rows(result: ProbeResult) -> list[dict]:
     rows = []
     for r in result.records:
-        for split, value, n in ((result.split_labels["test"], r.test_accuracy, result.n_test),
-                                (result.split_labels["valid"], r.valid_accuracy, result.n_valid)):
+        for role, value, n in (("test", r.test_accuracy, result.n_test), ("valid", r.valid_accuracy, result.n_valid)):
             rows.append({"run": result.run_dir.name, "dataset": result.dataset, "model": result.model,
-                         "split": split, "metric": "accuracy", "value": value, "estimator": ESTIMATOR,
-                         "n_samples": n, "seed": r.seed, "labels": r.budget, "repeat": r.repeat,
-                         "subset": r.kind, "n_train": r.n_train, "checkpoint": result.checkpoint,
-                         "checkpoint_sha256": result.checkpoint_sha256})
+                         "split": result.split_labels[role], "metric": "accuracy", "value": value,
+                         "estimator": ESTIMATOR, "n_samples": n, "seed": r.seed, "labels": r.budget,
+                         "repeat": r.repeat, "subset": r.kind, "n_train": r.n_train,
+                         "checkpoint": result.checkpoint, "checkpoint_sha256": result.checkpoint_sha256,
+                         **_provenance(result, role, n)})
     return rows
 
 
@@ -53,10 +64,11 @@ def _kept_rows(path: Path, budgets: set[str], checkpoint_sha256: str,
         return []
     with path.open(encoding="utf-8", newline="") as fh:
         reader = csv.DictReader(fh)
-        if reader.fieldnames != COLUMNS:
+        if any(c not in (reader.fieldnames or ()) for c in REQUIRED):
             return []
         splits = splits or {"test", "valid"}
-        return [row for row in reader if (row["labels"] not in budgets or row["split"] not in splits)
+        return [{c: row.get(c) or "" for c in COLUMNS} for row in reader  # columns it lacks: unknown
+                if (row["labels"] not in budgets or row["split"] not in splits)
                 and row["checkpoint_sha256"] == checkpoint_sha256]
 
 
@@ -146,7 +158,7 @@ def alphabet_rows(result) -> list[dict]:
     `alphabet_accuracy` row per alphabet (`subset` = its name)."""
     base = {"run": result.run_dir.name, "dataset": result.dataset, "model": result.model, "split": "test",
             "seed": result.options.seed, "repeat": 0, "checkpoint": result.checkpoint,
-            "checkpoint_sha256": result.checkpoint_sha256}
+            "checkpoint_sha256": result.checkpoint_sha256, **_provenance(result, "test", "")}
     rows = []
     for summary in result.summary():
         k, common = summary["per_class"], {**base, "labels": summary["per_class"], "n_train": summary["n_train"]}
@@ -154,9 +166,10 @@ def alphabet_rows(result) -> list[dict]:
                                        ("accuracy_char_weighted", "accuracy_char_weighted",
                                         "linear_probe_char_weighted")):
             rows.append({**common, "metric": metric, "value": summary[key], "estimator": estimator,
-                         "n_samples": summary["n_test"], "subset": f"first-{k}-per-character"})
+                         "n_samples": summary["n_test"], "examples": summary["n_test"],
+                         "subset": f"first-{k}-per-character"})
         rows += [{**common, "metric": "alphabet_accuracy", "value": r.accuracy, "estimator": "linear_probe",
-                  "n_samples": r.n_test, "subset": r.name, "n_train": r.n_train}
+                  "n_samples": r.n_test, "examples": r.n_test, "subset": r.name, "n_train": r.n_train}
                  for r in result.records if r.per_class == k]
     return rows
 

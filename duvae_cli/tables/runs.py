@@ -14,6 +14,48 @@ import pandas as pd
 from duvae_cli.errors import DuvaeError
 
 TIDY_COLUMNS = ["run", "dataset", "model", "split", "metric", "value", "estimator", "n_samples", "seed"]
+# What an evaluation was made with (metrics.csv columns; docs/metrics.md): numbers that differ in any
+# of them are never averaged together. n_samples is K; examples the number of examples evaluated.
+SETTINGS = ("n_samples", "examples", "seed", "mi_estimator", "au_threshold", "precision")
+
+
+@dataclass(frozen=True)
+class Unknown:
+    """A setting a row does not record (written before its column existed). It equals only itself
+    (the same evaluation: run and checkpoint sha256), never a known value nor another run's unknown."""
+
+    evaluation: str
+
+    def __str__(self) -> str:
+        return "?"
+
+
+def settings_of(row: dict, run_dir: Path) -> tuple:
+    """The row's SETTINGS values (strings as stored; `Unknown` where empty)."""
+    unknown = Unknown(f"{run_dir}|{row.get('checkpoint_sha256', '')}")
+    return tuple(row.get(k) or unknown for k in SETTINGS)
+
+
+def latest_evaluations(rows: list[dict], run_dir: Path) -> dict[tuple, list[dict]]:
+    """One run's metrics.csv rows (of one split and checkpoint name) by settings. Of each settings,
+    only the rows of its latest evaluation (the checkpoint sha256 of its last row in file order;
+    `duvae evaluate` appends), one per metric and estimator: an evaluation repeated with the same
+    settings, e.g. after training on, counts once."""
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(settings_of(row, run_dir), []).append(row)
+    latest = {}
+    for settings, members in groups.items():
+        sha = members[-1].get("checkpoint_sha256", "")
+        chosen = {(r["metric"], r["estimator"]): r for r in members if r.get("checkpoint_sha256", "") == sha}
+        latest[settings] = list(chosen.values())
+    return latest
+
+
+def describe_settings(row: dict, run_dir: Path) -> str:
+    """'K=20, examples=200, seed=783435' (unknown settings as ?), for captions."""
+    values = dict(zip(SETTINGS, settings_of(row, run_dir)))
+    return f"K={values['n_samples']}, examples={values['examples']}, seed={values['seed']}"
 
 
 def resolve_runs(paths: list[Path]) -> list[Path]:
@@ -53,35 +95,36 @@ def read_tidy(path: Path, checkpoint: str | None = None) -> pd.DataFrame | None:
     path = Path(path)
     if not path.is_file():
         return None
-    frame = pd.read_csv(path)
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)  # settings stay as written; "" is unknown
     missing = [c for c in TIDY_COLUMNS if c not in frame.columns]
     if missing:
         raise DuvaeError(f"{path}: not a tidy duvae CSV (no column {', '.join(missing)})")
-    frame["value"] = pd.to_numeric(frame["value"], errors="coerce")
-    frame["estimator"] = frame["estimator"].fillna("")
+    frame["value"] = pd.to_numeric(frame["value"], errors="coerce")  # an empty (non-finite) value: NaN
     if checkpoint is not None and "checkpoint" in frame.columns:
-        frame = frame[frame["checkpoint"].fillna(checkpoint) == checkpoint]
+        frame = frame[frame["checkpoint"].replace("", checkpoint) == checkpoint]
     return frame
 
 
 @dataclass(frozen=True)
 class MetricValue:
     value: float
-    source: str  # where it came from, for captions: estimator, split and file
+    source: str  # where it came from, for captions: estimator, settings, split and file
+    row: dict | None = None  # the metrics.csv row (its checkpoint sha256 and settings); None: history.csv
 
 
 def metric_value(run_dir: Path, metric: str, split: str = "test", checkpoint: str = "best") -> MetricValue:
     """`metric` of a run: from metrics.csv (rows of `split` and `checkpoint`; the first estimator listed
-    when there are several), else from history.csv (column `metric` or `val_<metric>`) at the
-    best-validation epoch."""
+    when there are several, and of its rows the latest: one evaluation, never a mean over settings),
+    else from history.csv (column `metric` or `val_<metric>`) at the best-validation epoch."""
     metrics = read_tidy(Path(run_dir) / "metrics.csv", checkpoint)
     if metrics is not None:
-        rows = metrics[(metrics["metric"] == metric) & (metrics["split"] == split)]
-        if len(rows):
-            estimator = rows["estimator"].iloc[0]
-            value = rows.loc[rows["estimator"] == estimator, "value"].mean()
-            return MetricValue(float(value), f"{metric} [{estimator or 'default'}] on {split}, {checkpoint} "
-                                              "checkpoint, metrics.csv")
+        rows = metrics[(metrics["metric"] == metric) & (metrics["split"] == split)].to_dict("records")
+        if rows:
+            estimator = rows[0]["estimator"]
+            row = [r for r in rows if r["estimator"] == estimator][-1]
+            return MetricValue(float(row["value"]), f"{metric} [{estimator or 'default'}; "
+                               f"{describe_settings(row, Path(run_dir))}] on {split}, {checkpoint} checkpoint, "
+                               "metrics.csv", row)
     history = read_history(run_dir)
     column = metric if metric in history else f"val_{metric}"
     if column not in history:

@@ -132,6 +132,7 @@ def load_trained(run_dir: Path, checkpoint: str = "best", device: str = "cpu") -
     """Reload the model of a run (`best` or `last` checkpoint) and the dataset it was trained on."""
     from duvae_cli.data.store import load_dataset
     from duvae_cli.train.build import build_model
+    from duvae_cli.train.selfcheck import check_checkpoint
 
     run_dir = Path(run_dir)
     if not run_dir.exists():
@@ -145,6 +146,7 @@ def load_trained(run_dir: Path, checkpoint: str = "best", device: str = "cpu") -
     notes = binding.check(run_dir, dataset)  # a different vocabulary or format stops here
     path = run_dir / "checkpoints" / f"{checkpoint}.pt"
     state = load_checkpoint(path, device)
+    check_checkpoint(state, config, path)  # config.json agrees with the checkpoint; finite weights
     model = build_model(config, dataset).to(device)
     try:
         model.load_state_dict(state["model"])

@@ -18,7 +18,9 @@ from duvae_cli.tracking import check_trackers, training_tracker
 from duvae_cli.train.config import TrainConfig
 from duvae_cli.train.loop import resolve_device, train
 from duvae_cli.train.precision import Precision, resolve_auto
-from duvae_cli.train.run import manifest, new_run_dir, point_latest, read_config, read_json, write_json
+from duvae_cli.train.run import (load_checkpoint, manifest, new_run_dir, point_latest, read_config, read_json,
+                                 write_json)
+from duvae_cli.train.selfcheck import check_checkpoint
 
 LOCK = ".lock"  # RUN/.lock: held by the process that trains the run (duvae_cli/locking.py)
 
@@ -129,6 +131,7 @@ def resume_run(run_dir: Path, epochs: int | None = None, device: str | None = No
         config = read_config(run_dir)
         if not (run_dir / "checkpoints" / "last.pt").exists():
             raise DuvaeError(f"{run_dir}: nothing to resume (no checkpoints/last.pt)")
+        _check_last(run_dir, config)
         changes = {k: v for k, v in (("epochs", epochs), ("device", device)) if v is not None}
         here = distributed.world()
         if changes:
@@ -147,6 +150,12 @@ def resume_run(run_dir: Path, epochs: int | None = None, device: str | None = No
         info["world_size"] = here.size
         _train_and_finish(config, dataset, run_dir, info, reporter, resume=True, log=(log, log_every))
     return run_dir
+
+
+def _check_last(run_dir: Path, config: TrainConfig) -> None:
+    """last.pt agrees with config.json and is finite (train/selfcheck.py), before anything is written."""
+    last = run_dir / "checkpoints" / "last.pt"
+    check_checkpoint(load_checkpoint(last, "cpu"), config, last)
 
 
 def _check_runnable(config: TrainConfig) -> None:

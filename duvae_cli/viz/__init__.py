@@ -12,6 +12,7 @@ from pathlib import Path
 from duvae_cli.errors import UsageError
 from duvae_cli.io import atomic_write_text
 from duvae_cli.probe.features import dataset_kind
+from duvae_cli.progress import SILENT, Reporter
 from duvae_cli.tables.runs import resolve_runs
 from duvae_cli.viz.curves import draw_curves
 from duvae_cli.viz.dims import draw_dims
@@ -55,8 +56,10 @@ PER_RUN = {
 KINDS = [*PER_RUN, "grid"]
 
 
-def visualize(runs: list[Path], kind: str, options: VizOptions = VizOptions()) -> list[Path]:
-    """Draw `kind` for `runs` and write the file(s); returns the paths written."""
+def visualize(runs: list[Path], kind: str, options: VizOptions = VizOptions(),
+              reporter: Reporter = SILENT) -> list[Path]:
+    """Draw `kind` for `runs` and write the file(s); returns the paths written. `reporter` gets the
+    grid's line about stale numbers."""
     if kind not in KINDS:
         raise UsageError(f"--kind {kind!r}: choose one of: {', '.join(KINDS)}")
     runs = resolve_runs(runs)
@@ -64,7 +67,8 @@ def visualize(runs: list[Path], kind: str, options: VizOptions = VizOptions()) -
         path = options.out or Path("figures") / f"grid-{options.metric}.png"
         figure_format(path)  # fail on a bad extension before any work
         with style():
-            return [save_figure(draw_grid(runs, options.metric, options.split, options.checkpoint), path)]
+            figure = draw_grid(runs, options.metric, options.split, options.checkpoint, reporter)
+            return [save_figure(figure, path)]
     if options.out is not None and len(runs) > 1:
         raise UsageError(f"--out {options.out}: names one file; give one run or leave --out unset")
     draw, default_name = PER_RUN[kind]
