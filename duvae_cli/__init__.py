@@ -1,15 +1,18 @@
 """duvae: variational autoencoders that resist posterior collapse (DU-VAE and its baselines).
 
 The public Python API (docs/api.md), imported on first use so that `import duvae_cli` stays light:
-`load(run_dir)` -> `Model` (encode, score, reconstruct, sample, interpolate), and the building
-blocks `VAE`, `build_regularizer`, `REGULARIZERS`, `build_flow`, `FLOWS`.
+`load(run_dir)` -> `Model` (encode, score, reconstruct, sample, interpolate); the building
+blocks `VAE`, `build_regularizer`, `REGULARIZERS`, `build_flow`, `FLOWS`; and the tables across runs
+`build_report(run_dirs)` -> `ReportTable` (every number checked against its run's checkpoint),
+`format_table`.
 """
 
 __version__ = "0.1.0"
 
 _API = {"load": "duvae_cli.api", "Model": "duvae_cli.api", "VAE": "duvae_cli.models",
         "build_regularizer": "duvae_cli.models", "REGULARIZERS": "duvae_cli.models",
-        "build_flow": "duvae_cli.models", "FLOWS": "duvae_cli.models"}
+        "build_flow": "duvae_cli.models", "FLOWS": "duvae_cli.models",
+        "build_report": "duvae_cli.tables", "ReportTable": "duvae_cli.tables", "format_table": "duvae_cli.tables"}
 __all__ = ["__version__", *_API]
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from duvae_cli.data.store import SPECIALS, Built, SplitData, write_dataset
 from duvae_cli.train.config import TrainConfig
@@ -54,7 +55,10 @@ def test_same_settings_write_the_old_config_and_old_runs_resume_and_report(duvae
     changed = {"precision", "flow_width"}
     assert {k: new[k] for k in old if k not in changed} == {k: v for k, v in old.items() if k not in changed}
     assert new["precision"] in ("fp32", "bf16") and new["flow_width"] == 60
-    (run / "config.json").write_text(OLD_CONFIG.read_text())  # the run as the old code left it
+    (run / "config.json").write_text(OLD_CONFIG.read_text())  # the run as the old code left it:
+    for path in (run / "checkpoints").glob("*.pt"):  # its checkpoints stored the same config
+        payload = torch.load(path, weights_only=False)
+        torch.save({**payload, "config": old}, path)
 
     resumed = duvae("train", "--resume", run, "--epochs", "2", "--quiet", "--json")
     assert resumed.code == 0, resumed.stderr
