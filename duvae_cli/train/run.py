@@ -6,6 +6,7 @@ runs/<dataset>-<model>-<UTC stamp>-<config hash>/
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import platform
@@ -20,7 +21,7 @@ import torch
 from duvae_cli import __version__
 from duvae_cli.data import binding
 from duvae_cli.errors import DuvaeError
-from duvae_cli.io import atomic_path, atomic_write_text, sha256_file, write_error
+from duvae_cli.io import atomic_path, atomic_write_text, sha256_bytes, write_error
 from duvae_cli.train.config import TrainConfig, typed_values
 
 
@@ -82,13 +83,26 @@ def save_checkpoint(path: Path, payload: dict) -> None:
             raise write_error(path, OSError(0, f"write failed, disk full? ({str(exc).splitlines()[0][:80]})")) from None
 
 
-def load_checkpoint(path: Path, device: str | torch.device = "cpu") -> dict:
+def load_checkpoint(path: Path, device: str | torch.device = "cpu", source=None) -> dict:
+    """The checkpoint at `path` (read from `source`, a file object of its bytes, when given)."""
     if not path.exists():
         raise DuvaeError(f"{path}: no such checkpoint")
     try:
-        return torch.load(path, map_location=device, weights_only=False)
+        return torch.load(path if source is None else source, map_location=device, weights_only=False)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is reported the same way
         raise DuvaeError(f"{path}: not a readable duvae checkpoint ({type(exc).__name__})") from None
+
+
+def load_checkpoint_hashed(path: Path, device: str | torch.device = "cpu") -> tuple[dict, str]:
+    """The checkpoint and the sha256 of exactly the bytes it was loaded from, so that numbers are
+    never filed under a newer file that replaced it while it was read (tables/fresh.py)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise DuvaeError(f"{path}: no such checkpoint") from None
+    except OSError as exc:  # a directory, no permission, an I/O error
+        raise DuvaeError(f"{path}: not a readable duvae checkpoint ({type(exc).__name__})") from None
+    return load_checkpoint(path, device, io.BytesIO(data)), sha256_bytes(data)
 
 
 def read_config(run_dir: Path) -> TrainConfig:
@@ -145,7 +159,7 @@ def load_trained(run_dir: Path, checkpoint: str = "best", device: str = "cpu") -
     dataset = load_dataset(Path(info["data_path"]))
     notes = binding.check(run_dir, dataset)  # a different vocabulary or format stops here
     path = run_dir / "checkpoints" / f"{checkpoint}.pt"
-    state = load_checkpoint(path, device)
+    state, sha256 = load_checkpoint_hashed(path, device)
     check_checkpoint(state, config, path)  # config.json agrees with the checkpoint; finite weights
     model = build_model(config, dataset).to(device)
     try:
@@ -154,7 +168,7 @@ def load_trained(run_dir: Path, checkpoint: str = "best", device: str = "cpu") -
         raise DuvaeError(f"{path}: does not fit the model of {run_dir / 'config.json'} and "
                          f"{dataset.path} ({str(exc).splitlines()[0][:200]})") from None
     model.eval()
-    return Trained(run_dir, config, model, dataset, path, sha256_file(path), tuple(notes))
+    return Trained(run_dir, config, model, dataset, path, sha256, tuple(notes))
 
 
 def read_run_summary(run_dir: Path) -> dict:
