@@ -303,3 +303,19 @@ def test_a_non_finite_metric_is_stored_empty_with_a_note(duvae, run):
     table = duvae("report", run, "--format", "csv", "--metrics", "iw_nll,au")
     [row] = list(csv.DictReader(io.StringIO(table.stdout)))
     assert row["AU_mean"] == "" and row["AU_n"] == "0" and row["NLL_n"] == "1"
+
+
+def test_the_api_doc_block_runs_and_reports_freshness(duvae, run, capsys):
+    """docs/api.md's "Tables across runs" block, on an evaluated run, before and after training on."""
+    import re
+
+    doc = Path(__file__).resolve().parents[1] / "docs" / "api.md"
+    block = re.findall(r"```python\n(.*?)\n```", doc.read_text(encoding="utf-8"), flags=re.S)[2]
+    assert duvae("evaluate", run, "--checkpoint", "last", "--iw-samples", 3, "--quiet").code == 0
+    exec(compile(block.replace('checkpoint="best"', 'checkpoint="last"'), str(doc), "exec"), {"RUNS": [run]})
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("du gamma=") and f" 3 48 ['{run.name}'] no " in out[0]  # K, examples, runs, stale
+    assert duvae("train", "--resume", run, "--epochs", "2", "--quiet").code == 0
+    exec(compile(block.replace('checkpoint="best"', 'checkpoint="last"'), str(doc), "exec"), {"RUNS": [run]})
+    out = capsys.readouterr().out.splitlines()
+    assert " yes " in out[0] and out[1].startswith("stale numbers") and "stale" in out[2]
