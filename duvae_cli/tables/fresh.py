@@ -93,7 +93,7 @@ def evaluate_command(run_dir: Path, split: str, checkpoint: str, settings: dict,
         words += ["--mi-estimator", "batch"]
         sizes = [m.group(1) for e in estimators if (m := re.match(r"per-batch-(\d+)", str(e)))]
         words += ["--batch-size", sizes[0]] if sizes else []
-    if _known(settings.get("au_threshold")) and float(settings["au_threshold"]) != 0.01:
+    if _known(settings.get("au_threshold")) and settings["au_threshold"] != "0.01":  # not the default
         words += ["--au-threshold", settings["au_threshold"]]
     return " ".join(shlex.quote(str(w)) for w in words)
 
