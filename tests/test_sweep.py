@@ -17,7 +17,7 @@ from toyruns import make_toy_data, toy_sets
 
 from duvae_cli.errors import UsageError
 from duvae_cli.sweep.grid import expand, parse_grid, parse_seeds, point_name
-from duvae_cli.sweep.launch import parse_time
+from duvae_cli.sweep.slurm import parse_time
 
 REPO = Path(__file__).resolve().parents[1]
 
