@@ -22,7 +22,7 @@ from duvae_cli.io import atomic_write_text
 from duvae_cli.progress import SILENT, Reporter
 from duvae_cli.sweep.grid import CHOSEN, expand, point_name
 from duvae_cli.sweep.launch import Tally, run_local
-from duvae_cli.sweep.points import PointSpec, has_work, then_args
+from duvae_cli.sweep.points import PointSpec, has_work, point_status, then_args
 from duvae_cli.sweep.slurm import SlurmOptions, check_options, require_sbatch, run_slurm, sbatch_script
 from duvae_cli.train.config import resolve_config
 
@@ -121,31 +121,40 @@ def _worker_env(options: SweepOptions, root: Path) -> dict:
 
 
 def run_sweep(options: SweepOptions, reporter: Reporter = SILENT) -> SweepResult:
-    """Plan, check every point before anything runs, run (or, `dry_run`, only print the SLURM job
-    script), then summarize. A stop by SIGINT/SIGTERM raises `Interrupted` (sweep/launch.py)."""
+    """Plan, check every point before anything runs, run the points (or, `dry_run`, only make the
+    SLURM job script), then summarize. A stop by SIGINT/SIGTERM raises `Interrupted` (sweep/launch.py)."""
     specs = plan(options)
     root = Path(specs[0].run_dir).parent
     if options.launcher == "slurm":
         check_options(options.slurm)
         if not options.dry_run:
             require_sbatch()
-    todo = [s for s in specs if has_work(s)]  # also refuses a point made with another config, up front
+    for spec in specs:  # a point made with another config is refused before anything runs
+        point_status(Path(spec.run_dir), spec.config)
+    if options.launcher == "slurm":
+        return _sweep_on_slurm(specs, root, options, reporter)
+    write_points(specs)
+    reporter.log(f"sweep {root}: {len(specs)} points, {options.workers} at a time "
+                 f"(local, OMP_NUM_THREADS={specs[0].env['OMP_NUM_THREADS']} each)")
+    points = run_local(specs, options.workers, Tally(len(specs), reporter), options.resume)
+    return summarize(root, specs, points, options.metric)
+
+
+def _sweep_on_slurm(specs: list[PointSpec], root: Path, options: SweepOptions, reporter: Reporter) -> SweepResult:
+    """The points with work left (training, or a `--then` step whose checkpoint changed) as one job
+    array, waited for; the others are reported skipped. A dry run only makes the script."""
+    todo = [s for s in specs if has_work(s)]
     if options.dry_run:
         script = sbatch_script(todo, root, options.workers, options.slurm) if todo else None
         return SweepResult(root, [], None, None, [] if todo else ["nothing to submit: every point is done"], script)
     write_points(specs)
-    reporter.log(f"sweep {root}: {len(specs)} points ({len(todo)} to run), {options.workers} at a time "
-                 f"({options.launcher}, OMP_NUM_THREADS={specs[0].env['OMP_NUM_THREADS']} each)")
+    reporter.log(f"sweep {root}: {len(specs)} points, {len(todo)} to run, {options.workers} at a time "
+                 f"(slurm, {options.slurm.cpus} CPUs each)")
     tally = Tally(len(specs), reporter)
-    if options.launcher == "slurm":
-        points = [tally.note({"name": s.name, "status": "skipped", "error": None, "ran": []})
-                  for s in specs if s not in todo]
+    points = [tally.note({"name": s.name, "status": "skipped", "error": None, "ran": []}) for s in specs if s not in todo]
+    if todo:
         with recorded() as stop:
-            points += run_slurm(todo, root, options.workers, options.slurm, tally, stop, options.resume) if todo else []
-    else:
-        points = run_local(specs, options.workers, tally, options.resume)
-    order = {s.name: i for i, s in enumerate(specs)}
-    points.sort(key=lambda p: order[p["name"]])
+            points += run_slurm(todo, root, options.workers, options.slurm, tally, stop, options.resume)
     return summarize(root, specs, points, options.metric)
 
 
@@ -154,8 +163,9 @@ def summarize(root: Path, specs: list[PointSpec], points: list[dict], metric: st
     from duvae_cli.tables import build_report, format_table
     from duvae_cli.viz import VizOptions, visualize
 
+    order = {s.name: i for i, s in enumerate(specs)}
     runs = [Path(s.run_dir) for s in specs if (Path(s.run_dir) / "history.csv").is_file()]
-    result = SweepResult(root, points, None, None)
+    result = SweepResult(root, sorted(points, key=lambda p: order[p["name"]]), None, None)
     if not runs:
         result.notes.append("no point finished an epoch: no report, no grid")
         return result

@@ -38,8 +38,9 @@ class Tally:
 
     def note(self, result: dict) -> dict:
         self.done += 1
-        error = f" ({result['error']})" if result.get("error") else ""
-        self.reporter.log(f"{self.done} of {self.total} done: {result['name']} {result['status']}{error}")
+        ran = f" (ran {', '.join(result['ran'])})" if result.get("ran") else ""
+        error = f": {result['error']}" if result.get("error") else ""
+        self.reporter.log(f"{self.done} of {self.total} done: {result['name']} {result['status']}{ran}{error}")
         return result
 
 
