@@ -45,7 +45,8 @@ def _wait_for(condition, timeout: float, what: str):
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc")
-@pytest.mark.parametrize("signum,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+@pytest.mark.parametrize("signum,code", [(signal.SIGTERM, 143),  # the same path but the exit code:
+                                         pytest.param(signal.SIGINT, 130, marks=pytest.mark.slow)])
 def test_a_signal_to_the_sweep_stops_every_worker_and_names_the_resume_command(tmp_path, signum, code):
     data_root, root = make_toy_data(tmp_path / "data"), tmp_path / "sweep"
     argv = [sys.executable, "-m", "duvae_cli", "sweep", "--dataset", "toy", "--epochs", "100000",
