@@ -5,8 +5,9 @@ and exits 130. `raising()` turns SIGINT into `Interrupted` (the CLI installs it 
 `deferred()` turns it into a flag that the training loop reads between steps, so the step in
 progress completes and is checkpointed before the run stops. A second Ctrl-C while deferred stops at
 once. `recorded()` only records the signals it is given (SIGINT, SIGTERM) for a loop that stops in
-its own way: the sweep driver stops its workers before it exits. Signal handlers can only be installed from the main thread; elsewhere both are no-ops and
-Ctrl-C is Python's KeyboardInterrupt.
+its own way: the sweep driver stops its workers before it exits. Signal handlers can only be
+installed from the main thread; elsewhere all three are no-ops and Ctrl-C is Python's
+KeyboardInterrupt.
 """
 
 from __future__ import annotations

@@ -93,3 +93,33 @@ def test_the_job_array_sent_to_slurm_runs_every_point(tmp_path):
     assert again.returncode == 0, again.stderr
     assert {p["status"] for p in json.loads(again.stdout)["points"]} == {"skipped"}
     assert [c[0] for c in fakeslurm.calls(state)].count("sbatch") == 1  # nothing left to submit
+
+
+def test_a_sweep_whose_previous_job_still_runs_refuses_to_submit_again(tmp_path, monkeypatch):
+    from duvae_cli.errors import DuvaeError
+    from duvae_cli.sweep.slurm import _refuse_if_running
+
+    bin_dir, state = tmp_path / "bin", tmp_path / "slurm-state"
+    fakeslurm.install(bin_dir, state)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    folder = tmp_path / "sweep" / "slurm"
+    folder.mkdir(parents=True)
+    (folder / "job.json").write_text(json.dumps({"job": fakeslurm.JOB, "points": ["a", "b"]}))
+    fakeslurm._state(state, pending=[1], running=[0], done={}, peak=1)  # task 0 runs, task 1 waits
+    with pytest.raises(DuvaeError, match=f"SLURM job {fakeslurm.JOB} of this sweep still runs.*scancel {fakeslurm.JOB}"):
+        _refuse_if_running(folder)
+    fakeslurm._state(state, pending=[], running=[], done={"0": 0, "1": 0})
+    _refuse_if_running(folder)  # ended: a new submission may go
+
+
+def test_a_task_that_ends_without_a_result_is_named_with_its_sacct_state_and_output(tmp_path):
+    bin_dir, state = tmp_path / "bin", tmp_path / "slurm-state"
+    fakeslurm.install(bin_dir, state)
+    proc = _sweep(tmp_path, f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "--launcher", "slurm", "--workers", "2",
+                  "--slurm-setup", "exit 3")  # every task dies in its setup, before its point starts
+    assert proc.returncode == 1
+    out = tmp_path / "sweep" / "slurm" / f"{fakeslurm.JOB}_0.out"
+    assert f"SLURM task {fakeslurm.JOB}_0 ended FAILED (exit 3:0) without a result; see {out}" in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("duvae: error: 2 of 2 points failed: ")
+    assert ["sacct", "--noheader", "--parsable2", "--allocations", "--format=JobID,State,ExitCode",
+            f"--jobs={fakeslurm.JOB}"] in fakeslurm.calls(state)

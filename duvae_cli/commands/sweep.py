@@ -93,7 +93,8 @@ def sweep(
 
 
 def sweep_task(
-    tasks: Annotated[Path, typer.Argument(help="ROOT/slurm/tasks.json, written by `duvae sweep --launcher slurm`.")],
+    tasks: Annotated[Path, typer.Argument(help="ROOT/slurm/tasks.json, written by `duvae sweep "
+                                          "--launcher slurm`.")],
     index: Annotated[int, typer.Argument(help="The array task: $SLURM_ARRAY_TASK_ID.")],
 ) -> None:
     """One SLURM array task of a sweep: its point's commands (hidden: the job script calls it).

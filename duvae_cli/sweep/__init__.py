@@ -146,12 +146,14 @@ def _sweep_on_slurm(specs: list[PointSpec], root: Path, options: SweepOptions, r
     todo = [s for s in specs if has_work(s)]
     if options.dry_run:
         script = sbatch_script(todo, root, options.workers, options.slurm) if todo else None
-        return SweepResult(root, [], None, None, [] if todo else ["nothing to submit: every point is done"], script)
+        notes = [] if todo else ["nothing to submit: every point is done"]
+        return SweepResult(root, [], None, None, notes, script)
     write_points(specs)
     reporter.log(f"sweep {root}: {len(specs)} points, {len(todo)} to run, {options.workers} at a time "
                  f"(slurm, {options.slurm.cpus} CPUs each)")
     tally = Tally(len(specs), reporter)
-    points = [tally.note({"name": s.name, "status": "skipped", "error": None, "ran": []}) for s in specs if s not in todo]
+    points = [tally.note({"name": s.name, "status": "skipped", "error": None, "ran": []})
+              for s in specs if s not in todo]
     if todo:
         with recorded() as stop:
             points += run_slurm(todo, root, options.workers, options.slurm, tally, stop, options.resume)

@@ -121,9 +121,9 @@ def _signal_groups(procs: list[subprocess.Popen], signum: int) -> None:
             pass
 
 
-def stopped_line(signum: int, what: str, resume: str) -> Interrupted:
+def stopped_line(signum: int, what: str, resume: str, after: str = "") -> Interrupted:
     """The one line a stopped sweep ends with; exit 128 + the signal (130 SIGINT, 143 SIGTERM)."""
-    how = f"resume with: {resume}" if resume else "run the same command again to resume"
+    how = f"resume{after} with: {resume}" if resume else f"run the same command again{after} to resume"
     stopped = Interrupted(f"sweep stopped by {signal.Signals(signum).name}: {what}; {how}")
     stopped.exit_code = 128 + signum
     return stopped

@@ -106,8 +106,11 @@ def has_work(spec: PointSpec) -> bool:
     if point_status(run_dir, spec.config) != "done":
         return True
     records = read_records(run_dir)
-    checkpoints = [checkpoint_of(shlex.split(step)) for step in spec.thens]
-    return not all(is_current(records, step, c, checkpoint_sha(run_dir, c)) for step, c in zip(spec.thens, checkpoints))
+    for step in spec.thens:
+        checkpoint = checkpoint_of(shlex.split(step))
+        if not is_current(records, step, checkpoint, checkpoint_sha(run_dir, checkpoint)):
+            return True
+    return False
 
 
 def _train_argv(spec: PointSpec, run_dir: Path, status: str) -> list[list[str]]:

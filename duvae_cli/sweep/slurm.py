@@ -79,7 +79,8 @@ def sbatch_script(specs: list[PointSpec], root: Path, workers: int, options: Slu
     lines += [f"#SBATCH --{key}={value}" for key, value in (
         ("mem", options.mem), ("partition", options.partition), ("account", options.account),
         ("qos", options.qos), ("constraint", options.constraint)) if value]
-    lines += [f"#SBATCH --chdir={_sbatch_value(Path.cwd())}", f"#SBATCH --output={_sbatch_value(slurm / '%A_%a.out')}"]
+    lines += [f"#SBATCH --chdir={_sbatch_value(Path.cwd())}",
+              f"#SBATCH --output={_sbatch_value(slurm)}/%A_%a.out"]
     if options.time_min * 60 >= 5 * SIGNAL_AHEAD_S:
         lines.append(f"#SBATCH --signal=B:INT@{SIGNAL_AHEAD_S}")
     lines += [f"# task {i}: {spec.name}" for i, spec in enumerate(specs)]
@@ -90,10 +91,12 @@ def sbatch_script(specs: list[PointSpec], root: Path, workers: int, options: Slu
 
 
 def _sbatch_value(path: Path) -> str:
+    """A folder in an #SBATCH line: SLURM would expand a % in it, and sbatch reads no quotes or spaces."""
     text = str(path)
-    if '"' in text or "\n" in text:
-        raise UsageError(f"--root {text!r}: SLURM's #SBATCH lines cannot hold this path")
-    return f'"{text}"' if any(c.isspace() for c in text) else text
+    if any(c in text for c in '%"\'') or any(c.isspace() for c in text):
+        raise UsageError(f"--root {text!r}: a path with spaces, quotes or % cannot go into SLURM's #SBATCH "
+                         "lines; use another --root (or working directory)")
+    return text
 
 
 def run_slurm(specs: list[PointSpec], root: Path, workers: int, options: SlurmOptions, tally: Tally,
@@ -136,21 +139,30 @@ def _submit(script: Path) -> str:
 
 
 def _wait(job: str, specs: list[PointSpec], folder: Path, tally: Tally, stop: StopFlag, resume: str) -> dict:
-    results, delay = {}, 1.0
-    while True:
-        for i, spec in enumerate(specs):
-            path = folder / "results" / f"{job}_{i}.json"
-            if i not in results and path.is_file():
-                results[i] = tally.note(json.loads(path.read_text(encoding="utf-8")))
-        if len(results) == len(specs) or not _active(job):
-            return results
-        deadline = time.monotonic() + delay
-        while time.monotonic() < deadline and not stop.requested:
+    """Each task's result as it appears (the folder is looked at every second); whether the job still
+    runs is asked of squeue after 1 s, then at intervals doubling to 30 s."""
+    results, delay, ask_at = {}, 1.0, time.monotonic() + 1.0
+    while _collect(job, specs, folder, tally, results) < len(specs):
+        if time.monotonic() >= ask_at:
+            if not _active(job):
+                _collect(job, specs, folder, tally, results)  # written just before the task ended
+                break
+            delay = min(2 * delay, MAX_POLL_S)
+            ask_at = time.monotonic() + delay
+        for _ in range(round(1 / POLL_S)):
+            if stop.requested:
+                raise stopped_line(stop.signals[0], f"SLURM job {job} keeps running (scancel {job} stops it)",
+                                   resume, after=" once the job has ended")
             time.sleep(POLL_S)
-        if stop.requested:
-            raise stopped_line(stop.signals[0], f"SLURM job {job} keeps running (scancel {job} stops it); "
-                               "once it has ended", resume)
-        delay = min(2 * delay, MAX_POLL_S)
+    return results
+
+
+def _collect(job: str, specs: list[PointSpec], folder: Path, tally: Tally, results: dict) -> int:
+    for i, spec in enumerate(specs):
+        path = folder / "results" / f"{job}_{i}.json"
+        if i not in results and path.is_file():
+            results[i] = tally.note(json.loads(path.read_text(encoding="utf-8")))
+    return len(results)
 
 
 def _active(job: str, tries: int = 5) -> bool:

@@ -74,7 +74,8 @@ def supersede(run_dir: Path, command: str, checkpoint: str, sha: str) -> int:
         return 0
     with locked_for_update(path):
         columns, rows = _read_csv(path)
-        old = [r for r in rows if r.get("checkpoint") == checkpoint and r.get("checkpoint_sha256") not in ("", sha)]
+        old = [r for r in rows
+               if r.get("checkpoint") == checkpoint and r.get("checkpoint_sha256") not in ("", sha)]
         if not old:
             return 0
         target = path.parent / SUPERSEDED / table
