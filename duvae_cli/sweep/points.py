@@ -10,6 +10,7 @@ checkpoint (the directory holds nothing worth keeping and is removed); `new` oth
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import shutil
 from dataclasses import dataclass, field
@@ -85,11 +86,10 @@ def point_steps(spec: PointSpec) -> Generator[list[str], int, dict]:
         if code != 0:
             return _failed(spec, argv, code, ran)
     for step in spec.thens:
-        argv = [*shlex.split(step), str(run_dir)]
-        checkpoint = checkpoint_of(argv)
-        sha = checkpoint_sha(run_dir, checkpoint)
-        if is_current(read_records(run_dir), step, checkpoint, sha):
+        checkpoint, sha, current = _then_state(run_dir, step)
+        if current:
             continue
+        argv = [*shlex.split(step), str(run_dir)]
         ran.append(argv[0])
         code = yield argv
         if code != 0:
@@ -103,14 +103,14 @@ def point_steps(spec: PointSpec) -> Generator[list[str], int, dict]:
 def has_work(spec: PointSpec) -> bool:
     """Whether the point would run anything: training, or a `--then` step whose checkpoint changed."""
     run_dir = Path(spec.run_dir)
-    if point_status(run_dir, spec.config) != "done":
-        return True
-    records = read_records(run_dir)
-    for step in spec.thens:
-        checkpoint = checkpoint_of(shlex.split(step))
-        if not is_current(records, step, checkpoint, checkpoint_sha(run_dir, checkpoint)):
-            return True
-    return False
+    return point_status(run_dir, spec.config) != "done" or not all(_then_state(run_dir, s)[2] for s in spec.thens)
+
+
+def _then_state(run_dir: Path, step: str) -> tuple[str, str | None, bool]:
+    """The checkpoint `step` reads, that file's sha256 (None: absent), and whether it last ran on it."""
+    checkpoint = checkpoint_of(shlex.split(step))
+    sha = checkpoint_sha(run_dir, checkpoint)
+    return checkpoint, sha, is_current(read_records(run_dir), step, checkpoint, sha)
 
 
 def _train_argv(spec: PointSpec, run_dir: Path, status: str) -> list[list[str]]:
@@ -125,7 +125,9 @@ def _failed(spec: PointSpec, argv: list[str], code: int, ran: list[str]) -> dict
     """The failed command, its last line of output (the one-line error, usually) and the log."""
     last = ""
     try:
-        lines = Path(spec.log_path).read_text(encoding="utf-8", errors="replace").splitlines()
+        with open(spec.log_path, "rb") as log:
+            log.seek(max(0, log.seek(0, os.SEEK_END) - 4096))  # the end of a long log is enough
+            lines = log.read().decode("utf-8", errors="replace").splitlines()
         last = next((line.strip() for line in reversed(lines) if line.strip()), "")[:300]
     except OSError:
         pass
