@@ -53,6 +53,7 @@ app.command()(evaluate.classify)
 app.command()(figures.visualize)
 app.command()(figures.report)
 app.command()(sweep.sweep)
+app.command("sweep-task", hidden=True)(sweep.sweep_task)  # one SLURM array task (sweep/slurm.py)
 use.register(app)  # encode, generate (docs/use.md)
 
 

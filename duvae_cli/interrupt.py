@@ -4,8 +4,10 @@
 and exits 130. `raising()` turns SIGINT into `Interrupted` (the CLI installs it for every command);
 `deferred()` turns it into a flag that the training loop reads between steps, so the step in
 progress completes and is checkpointed before the run stops. A second Ctrl-C while deferred stops at
-once. Signal handlers can only be installed from the main thread; elsewhere both are no-ops and
-Ctrl-C is Python's KeyboardInterrupt.
+once. `recorded()` only records the signals it is given (SIGINT, SIGTERM) for a loop that stops in
+its own way: the sweep driver stops its workers before it exits. Signal handlers can only be
+installed from the main thread; elsewhere all three are no-ops and Ctrl-C is Python's
+KeyboardInterrupt.
 """
 
 from __future__ import annotations
@@ -24,10 +26,12 @@ class Interrupted(BaseException):
 
 
 class StopFlag:
-    """Set by the first SIGINT while `deferred()` is active; the loop checks `requested`."""
+    """Set by the first SIGINT while `deferred()` is active; the loop checks `requested`.
+    Under `recorded()`, `signals` lists every signal received, in order."""
 
     def __init__(self):
         self.requested = False
+        self.signals: list[int] = []
 
 
 def _on_main_thread() -> bool:
@@ -69,3 +73,24 @@ def deferred(enabled: bool = True) -> Iterator[StopFlag]:
         yield flag
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
+def recorded(signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)) -> Iterator[StopFlag]:
+    """Each of `signals` is appended to the yielded flag's `signals` (and sets `requested`); nothing is
+    raised, so the body is never cut short between starting a child process and recording it."""
+    flag = StopFlag()
+    if not _on_main_thread():
+        yield flag
+        return
+
+    def note(signum, frame):
+        flag.requested = True
+        flag.signals.append(signum)
+
+    previous = {signum: signal.signal(signum, note) for signum in signals}
+    try:
+        yield flag
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

@@ -1,5 +1,7 @@
 """`duvae sweep`: the grid, a 2x2 sweep run by 2 workers (4 runs, report, grid figure), skipped on a
-second call, an interrupted point resumed, and the SLURM path through submitit's local executor."""
+second call, an interrupted point resumed; a rerun for more epochs re-evaluates every point on its new
+best checkpoint; `--then` steps re-run exactly when the checkpoint they read changed. SLURM:
+tests/test_sweep_slurm.py; stopping a sweep: tests/test_sweep_stop.py."""
 
 from __future__ import annotations
 
@@ -16,8 +18,11 @@ from interrupting import Interrupt, StopAfter
 from toyruns import make_toy_data, toy_sets
 
 from duvae_cli.errors import UsageError
+from duvae_cli.io import sha256_file
 from duvae_cli.sweep.grid import expand, parse_grid, parse_seeds, point_name
-from duvae_cli.sweep.launch import parse_time
+from duvae_cli.sweep.points import PointSpec, point_steps
+from duvae_cli.sweep.slurm import parse_time
+from duvae_cli.sweep.then import checkpoint_of, checkpoint_sha
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -46,10 +51,10 @@ def test_slurm_time_in_minutes():
         parse_time("soon")
 
 
-def _sweep(root: Path, data_root: Path, *extra: str) -> subprocess.CompletedProcess:
+def _sweep(root: Path, data_root: Path, *extra: str, epochs: int = 1, quiet: bool = True) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    argv = [sys.executable, "-m", "duvae_cli", "sweep", "--dataset", "toy", "--epochs", "1",
-            *toy_sets(data_root), "--root", str(root), "--json", "--quiet", *extra]
+    argv = [sys.executable, "-m", "duvae_cli", "sweep", "--dataset", "toy", "--epochs", str(epochs),
+            *toy_sets(data_root), "--root", str(root), "--json", *(["--quiet"] if quiet else []), *extra]
     return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=600, cwd=root.parent)
 
 
@@ -95,16 +100,78 @@ def _interrupt_one_point(root: Path, data_root: Path, grid: list[str]) -> str:
     return spec.name
 
 
-def test_the_slurm_path_through_submitits_local_executor(tmp_path):
-    pytest.importorskip("submitit")
+def test_a_rerun_for_more_epochs_reevaluates_each_point_on_its_current_best_checkpoint(tmp_path):
     data_root, root = make_toy_data(tmp_path / "data"), tmp_path / "sweep"
-    env_cluster = {"DUVAE_SUBMITIT_CLUSTER": "local"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "duvae_cli", "sweep", "--dataset", "toy", "--epochs", "1", *toy_sets(data_root),
-         "--root", str(root), "--grid", "gamma=0.5", "--grid", "p=1,0.8", "--launcher", "slurm",
-         "--workers", "2", "--slurm-time", "0:10:00", "--slurm-partition", "test", "--json", "--quiet"],
-        capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1", **env_cluster}, timeout=600)
-    assert set(_statuses(proc).values()) == {"new"}
-    assert all((root / n / "history.csv").is_file() for n in ("gamma=0.5_p=1", "gamma=0.5_p=0.8"))
-    assert list((root / "slurm").rglob("*_result.pkl"))  # submitit's own records of the array tasks
-    assert json.loads(proc.stdout)["figure"]  # grid from history.csv (no evaluate)
+    args = ["--grid", "gamma=0.5", "--grid", "p=1,0.8", "--workers", "2", "--then", "evaluate --iw-samples 2 --device cpu"]
+    names = ["gamma=0.5_p=1", "gamma=0.5_p=0.8"]
+    _statuses(_sweep(root, data_root, *args))
+    before = {n: sha256_file(root / n / "checkpoints" / "best.pt") for n in names}
+    second = _sweep(root, data_root, *args, epochs=2, quiet=False)
+    assert {p["name"]: p["ran"] for p in json.loads(second.stdout)["points"]} == {n: ["train", "evaluate"] for n in names}
+    assert "1 of 2 done: " in second.stderr and "2 of 2 done: " in second.stderr
+    for name in names:
+        best = sha256_file(root / name / "checkpoints" / "best.pt")
+        assert best != before[name]  # epoch 2 improved: the point has a new best checkpoint
+        rows = list(csv.DictReader((root / name / "metrics.csv").open()))
+        assert rows and {(r["checkpoint"], r["checkpoint_sha256"]) for r in rows} == {("best", best)}
+        moved = list(csv.DictReader((root / name / "superseded" / "metrics.csv").open()))
+        assert len(moved) == len(rows) and {r["checkpoint_sha256"] for r in moved} == {before[name]}
+        record = json.loads((root / name / "sweep-then.json").read_text())["then"]
+        assert record["evaluate --iw-samples 2 --device cpu"]["sha256"] == best
+
+
+def _point(tmp_path: Path, thens: tuple[str, ...]) -> PointSpec:
+    """A finished point (as point_status reads it), with made-up checkpoint files, for the then-steps."""
+    run_dir = tmp_path / "point"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    config = {"epochs": 1, "model": "du"}
+    (run_dir / "config.json").write_text(json.dumps(config))
+    (run_dir / "manifest.json").write_text(json.dumps({"finished_utc": "2026-01-01T00:00:00Z"}))
+    for name in ("best", "last"):
+        (run_dir / "checkpoints" / f"{name}.pt").write_bytes(f"{name} 1".encode())
+    return PointSpec("point", str(run_dir), "", config, thens=thens, log_path=str(tmp_path / "point.log"))
+
+
+def _drive(spec: PointSpec, codes: dict | None = None, rows=None) -> dict:
+    """Run point_steps as a worker would, each command "exiting" with codes[command] (default 0); an
+    evaluate appends `rows(sha)` to metrics.csv as evaluate would."""
+    from duvae_cli.metrics.store import update_metrics_csv
+
+    steps, code = point_steps(spec), None
+    while True:
+        try:
+            argv = next(steps) if code is None else steps.send(code)
+        except StopIteration as end:
+            return end.value
+        code = (codes or {}).get(argv[0], 0)
+        if argv[0] == "evaluate" and rows and code == 0:
+            update_metrics_csv(Path(spec.run_dir) / "metrics.csv", rows(checkpoint_sha(Path(spec.run_dir), "best")))
+
+
+def test_then_steps_rerun_exactly_when_the_checkpoint_they_read_changed(tmp_path):
+    spec = _point(tmp_path, ("evaluate --iw-samples 2", "classify --checkpoint last"))
+    run_dir = Path(spec.run_dir)
+    rows = lambda sha: [{"run": "point", "split": "test", "metric": "mi", "value": "0.1", "estimator": "mc",
+                         "n_samples": "2", "seed": "1", "checkpoint": "best", "checkpoint_sha256": sha}]
+    (run_dir / "sweep-then.json").write_text(json.dumps({"then_done": ["evaluate --iw-samples 2"]}))
+    assert _drive(spec, rows=rows)["ran"] == ["evaluate", "classify"]  # the old record has no checkpoint: ran again
+    assert _drive(spec, rows=rows)["ran"] == []
+    first = checkpoint_sha(run_dir, "best")
+    (run_dir / "checkpoints" / "best.pt").write_bytes(b"best 2")  # e.g. trained on for more epochs
+    result = _drive(spec, rows=rows)
+    assert result == {"name": "point", "status": "skipped", "error": None, "ran": ["evaluate"]}
+    table = list(csv.DictReader((run_dir / "metrics.csv").open()))
+    assert [r["checkpoint_sha256"] for r in table] == [checkpoint_sha(run_dir, "best")]
+    assert [r["checkpoint_sha256"] for r in csv.DictReader((run_dir / "superseded" / "metrics.csv").open())] == [first]
+
+    (run_dir / "checkpoints" / "last.pt").write_bytes(b"last 2")
+    failed = _drive(spec, codes={"classify": 1})
+    assert failed["status"] == "failed" and failed["error"].endswith(f"see {spec.log_path}")
+    assert failed["error"].startswith("`duvae classify` exited 1")
+    assert _drive(spec)["ran"] == ["classify"]  # a failed step is not recorded: it runs again
+
+
+def test_checkpoint_of_a_then_step():
+    assert checkpoint_of(["evaluate", "RUN"]) == "best"
+    assert checkpoint_of(["evaluate", "--checkpoint", "last", "RUN"]) == "last"
+    assert checkpoint_of(["classify", "--checkpoint=last", "RUN"]) == "last"

@@ -3,7 +3,7 @@ Registered on the `duvae` app in cli.py."""
 
 from __future__ import annotations
 
-import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -36,11 +36,20 @@ def sweep(
     then: Annotated[Optional[list[str]], Opt("--then", help='Run after training each point, e.g. '
                                              '"evaluate --iw-samples 500" (repeatable).')] = None,
     workers: Annotated[int, Opt(help="Points run at once; the cores are split between them.")] = 1,
-    launcher: Annotated[str, Opt(help="local (worker processes) or slurm (one job array via submitit).")]
+    launcher: Annotated[str, Opt(help="local (worker processes) or slurm (one job array, sbatch).")]
     = "local",
+    dry_run: Annotated[bool, Opt("--dry-run", help="slurm: print the job script; submit and write nothing.")]
+    = False,
     slurm_partition: Annotated[Optional[str], Opt(help="slurm: partition.")] = None,
     slurm_gpus: Annotated[int, Opt(help="slurm: GPUs per point.")] = 0,
     slurm_time: Annotated[str, Opt(help="slurm: time limit per point, minutes or HH:MM:SS.")] = "60",
+    slurm_cpus: Annotated[int, Opt(help="slurm: CPUs per point (and its OMP_NUM_THREADS).")] = 1,
+    slurm_mem: Annotated[Optional[str], Opt(help="slurm: memory per point, e.g. 16G.")] = None,
+    slurm_account: Annotated[Optional[str], Opt(help="slurm: account to charge.")] = None,
+    slurm_qos: Annotated[Optional[str], Opt(help="slurm: quality of service.")] = None,
+    slurm_constraint: Annotated[Optional[str], Opt(help="slurm: node features, e.g. a100.")] = None,
+    slurm_setup: Annotated[Optional[list[str]], Opt(help="slurm: a shell line run before each point, e.g. "
+                                                    "'module load cuda' (repeatable, in order).")] = None,
     metric: Annotated[str, Opt(help="Metric of the gamma x p grid figure (mi, au, iw_nll, val_loss, ...).")]
     = "mi",
     quiet: Quiet = False,
@@ -54,29 +63,46 @@ def sweep(
     from duvae_cli.console import CliReporter, emit_json
     from duvae_cli.sweep import SweepOptions, run_sweep
     from duvae_cli.sweep.grid import parse_grid, parse_seeds
-    from duvae_cli.sweep.launch import SlurmOptions, parse_time
+    from duvae_cli.sweep.slurm import SlurmOptions, parse_time
     from duvae_cli.tracking import check_trackers
 
     reporter = CliReporter(quiet)
     flags = dict(dataset=dataset, model=model, epochs=epochs, batch_size=batch_size, lr=lr, device=device,
                  precision=precision)
     slurm = SlurmOptions(partition=slurm_partition, gpus=slurm_gpus, time_min=parse_time(slurm_time),
-                         cluster=os.environ.get("DUVAE_SUBMITIT_CLUSTER") or None)  # tests: "local"
+                         cpus=slurm_cpus, mem=slurm_mem, account=slurm_account, qos=slurm_qos,
+                         constraint=slurm_constraint, setup=tuple(slurm_setup or ()))
     options = SweepOptions(grid=parse_grid(grid), seeds=parse_seeds(seeds), root=root, flags=flags,
                            config_file=config, sets=tuple(set_ or ()),
                            trackers=check_trackers(log, log_every or 10), log_every=log_every,
                            thens=tuple(then or ()), workers=workers, launcher=launcher, slurm=slurm,
-                           metric=metric)
+                           dry_run=dry_run, metric=metric, resume=shlex.join(["duvae", *sys.argv[1:]]))
     result = run_sweep(options, reporter)
     for note in result.notes:
         reporter.log(note)
     if json:
         emit_json({"root": str(result.root), "points": result.points, "report": result.report,
-                   "figure": str(result.figure) if result.figure else None})
+                   "figure": str(result.figure) if result.figure else None, "script": result.script})
     else:
-        sys.stdout.write(result.report or "")
+        sys.stdout.write(result.script or result.report or "")
         if result.figure:
             typer.echo(str(result.figure))
     if result.failed:
         raise DuvaeError(f"{len(result.failed)} of {len(result.points)} points failed: "
                          + "; ".join(f"{p['name']}: {p['error']}" for p in result.failed))
+
+
+def sweep_task(
+    tasks: Annotated[Path, typer.Argument(help="ROOT/slurm/tasks.json, written by `duvae sweep "
+                                          "--launcher slurm`.")],
+    index: Annotated[int, typer.Argument(help="The array task: $SLURM_ARRAY_TASK_ID.")],
+) -> None:
+    """One SLURM array task of a sweep: its point's commands (hidden: the job script calls it).
+
+    Example: duvae sweep-task runs/sweep-yelp-du/slurm/tasks.json 3
+    """
+    from duvae_cli.sweep.slurm import run_task
+
+    result = run_task(tasks, index)
+    if result["status"] == "failed":
+        raise DuvaeError(f"{result['name']}: {result['error']}")

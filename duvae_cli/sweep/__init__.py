@@ -5,6 +5,7 @@ ROOT/                      (default runs/sweep-<dataset>-<model>)
     <point name>/          a run directory per point, e.g. gamma=0.4_p=1_seed=1/
     points/<name>.json     the point's resolved config (`duvae train --config` reads it)
     logs/<name>.log        the point's commands and their output
+    slurm/                 the job script, tasks and task outputs (--launcher slurm; sweep/slurm.py)
     figures/grid-<metric>.png, report.md
 """
 
@@ -16,11 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from duvae_cli.errors import DuvaeError, UsageError
+from duvae_cli.interrupt import recorded
 from duvae_cli.io import atomic_write_text
 from duvae_cli.progress import SILENT, Reporter
 from duvae_cli.sweep.grid import CHOSEN, expand, point_name
-from duvae_cli.sweep.launch import SlurmOptions, run_local, run_slurm
-from duvae_cli.sweep.points import PointSpec, then_args
+from duvae_cli.sweep.launch import Tally, run_local
+from duvae_cli.sweep.points import PointSpec, has_work, point_status, then_args
+from duvae_cli.sweep.slurm import SlurmOptions, check_options, require_sbatch, run_slurm, sbatch_script
 from duvae_cli.train.config import resolve_config
 
 LAUNCHERS = ("local", "slurm")
@@ -40,7 +43,9 @@ class SweepOptions:
     workers: int = 1
     launcher: str = "local"
     slurm: SlurmOptions = SlurmOptions()
+    dry_run: bool = False  # slurm: return the job script, submit and write nothing
     metric: str = "mi"  # the grid figure's metric
+    resume: str = ""  # the command that resumes the sweep, named in the one line of a stop
 
 
 @dataclass
@@ -50,6 +55,7 @@ class SweepResult:
     report: str | None  # markdown table (None: no point has metrics.csv/probe.csv yet)
     figure: Path | None  # the gamma x p grid (None: the grid is not over gamma and p)
     notes: list[str] = field(default_factory=list)
+    script: str | None = None  # --dry-run: the SLURM job script that would be submitted
 
     @property
     def failed(self) -> list[dict]:
@@ -57,29 +63,34 @@ class SweepResult:
 
 
 def plan(options: SweepOptions) -> list[PointSpec]:
-    """Resolve every point's config (presets < --config < --set < flags < grid values) and write it
-    to ROOT/points/<name>.json; nothing is trained here."""
+    """Resolve every point's config (presets < --config < --set < flags < grid values); nothing is
+    written or trained here (`write_points` writes the configs)."""
     if options.workers < 1:
         raise UsageError(f"--workers {options.workers}: must be >= 1")
     if options.launcher not in LAUNCHERS:
         raise UsageError(f"--launcher {options.launcher!r}: choose one of: {', '.join(LAUNCHERS)}")
+    if options.dry_run and options.launcher != "slurm":
+        raise UsageError("--dry-run: only with --launcher slurm (it prints the job script)")
     args = tuple(then_args(t, options.trackers) for t in options.thens)
     values = expand(options.grid, options.seeds)
     configs = [_point_config(options, point) for point in values]
     root = options.root or Path("runs") / f"sweep-{configs[0].dataset}-{configs[0].model}"
-    env = _worker_env(options.workers, root)
+    env = _worker_env(options, root)
     train_args = tuple(a for kind in options.trackers for a in ("--log", kind))
     train_args += ("--log-every", str(options.log_every)) if options.log_every else ()
     specs = []
     for point, config in zip(values, configs):
         name = point_name(point)
-        config_path = root / "points" / f"{name}.json"
-        config_path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(config_path, json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n")
-        (root / "logs").mkdir(exist_ok=True)
-        specs.append(PointSpec(name, str(root / name), str(config_path), config.to_dict(), train_args,
-                               tuple(map(_join, args)), env, str(root / "logs" / f"{name}.log")))
+        specs.append(PointSpec(name, str(root / name), str(root / "points" / f"{name}.json"), config.to_dict(),
+                               train_args, tuple(map(_join, args)), env, str(root / "logs" / f"{name}.log")))
     return specs
+
+
+def write_points(specs: list[PointSpec]) -> None:
+    """ROOT/points/<name>.json (what `duvae train --config` reads) and the ROOT/logs folder."""
+    for spec in specs:
+        atomic_write_text(Path(spec.config_path), json.dumps(spec.config, indent=2, sort_keys=True) + "\n")
+        Path(spec.log_path).parent.mkdir(parents=True, exist_ok=True)
 
 
 def _point_config(options: SweepOptions, point: dict):
@@ -97,27 +108,55 @@ def _join(args: list[str]) -> str:
     return shlex.join(args)
 
 
-def _worker_env(workers: int, root: Path) -> dict:
-    """The cores split between the workers (unless OMP_NUM_THREADS is set already); the MLflow
-    experiment named after the sweep (unless MLFLOW_EXPERIMENT_NAME is set)."""
+def _worker_env(options: SweepOptions, root: Path) -> dict:
+    """Local: the cores split between the workers (unless OMP_NUM_THREADS is set already); SLURM:
+    the CPUs each task asks for. The MLflow experiment is named after the sweep (unless
+    MLFLOW_EXPERIMENT_NAME is set)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    threads = os.environ.get("OMP_NUM_THREADS") or str(max(1, cores // workers))
+    threads = os.environ.get("OMP_NUM_THREADS") or str(max(1, cores // options.workers))
+    threads = str(options.slurm.cpus) if options.launcher == "slurm" else threads
     env = {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
     env["MLFLOW_EXPERIMENT_NAME"] = os.environ.get("MLFLOW_EXPERIMENT_NAME") or root.name
     return env
 
 
 def run_sweep(options: SweepOptions, reporter: Reporter = SILENT) -> SweepResult:
+    """Plan, check every point before anything runs, run the points (or, `dry_run`, only make the
+    SLURM job script), then summarize. A stop by SIGINT/SIGTERM raises `Interrupted` (sweep/launch.py)."""
     specs = plan(options)
     root = Path(specs[0].run_dir).parent
-    reporter.log(f"sweep {root}: {len(specs)} points, {options.workers} at a time "
-                 f"({options.launcher}, OMP_NUM_THREADS={specs[0].env['OMP_NUM_THREADS']} each)")
     if options.launcher == "slurm":
-        points = run_slurm(specs, root, options.workers, options.slurm, reporter)
-    else:
-        points = run_local(specs, options.workers, reporter)
-    order = {s.name: i for i, s in enumerate(specs)}
-    points.sort(key=lambda p: order[p["name"]])
+        check_options(options.slurm)
+        if not options.dry_run:
+            require_sbatch()
+    for spec in specs:  # a point made with another config is refused before anything runs
+        point_status(Path(spec.run_dir), spec.config)
+    if options.launcher == "slurm":
+        return _sweep_on_slurm(specs, root, options, reporter)
+    write_points(specs)
+    reporter.log(f"sweep {root}: {len(specs)} points, {options.workers} at a time "
+                 f"(local, OMP_NUM_THREADS={specs[0].env['OMP_NUM_THREADS']} each)")
+    points = run_local(specs, options.workers, Tally(len(specs), reporter), options.resume)
+    return summarize(root, specs, points, options.metric)
+
+
+def _sweep_on_slurm(specs: list[PointSpec], root: Path, options: SweepOptions, reporter: Reporter) -> SweepResult:
+    """The points with work left (training, or a `--then` step whose checkpoint changed) as one job
+    array, waited for; the others are reported skipped. A dry run only makes the script."""
+    todo = [s for s in specs if has_work(s)]
+    if options.dry_run:
+        script = sbatch_script(todo, root, options.workers, options.slurm) if todo else None
+        notes = [] if todo else ["nothing to submit: every point is done"]
+        return SweepResult(root, [], None, None, notes, script)
+    write_points(specs)
+    reporter.log(f"sweep {root}: {len(specs)} points, {len(todo)} to run, {options.workers} at a time "
+                 f"(slurm, {options.slurm.cpus} CPUs each)")
+    tally = Tally(len(specs), reporter)
+    points = [tally.note({"name": s.name, "status": "skipped", "error": None, "ran": []})
+              for s in specs if s not in todo]
+    if todo:
+        with recorded() as stop:
+            points += run_slurm(todo, root, options.workers, options.slurm, tally, stop, options.resume)
     return summarize(root, specs, points, options.metric)
 
 
@@ -126,8 +165,9 @@ def summarize(root: Path, specs: list[PointSpec], points: list[dict], metric: st
     from duvae_cli.tables import build_report, format_table
     from duvae_cli.viz import VizOptions, visualize
 
+    order = {s.name: i for i, s in enumerate(specs)}
     runs = [Path(s.run_dir) for s in specs if (Path(s.run_dir) / "history.csv").is_file()]
-    result = SweepResult(root, points, None, None)
+    result = SweepResult(root, sorted(points, key=lambda p: order[p["name"]]), None, None)
     if not runs:
         result.notes.append("no point finished an epoch: no report, no grid")
         return result

@@ -1,5 +1,6 @@
 """One sweep point: an ordinary run directory, trained (or resumed) by a `duvae train` subprocess and
-followed by the `--then` commands. `run_point` is what a worker, or a SLURM array task, executes.
+followed by the `--then` commands. `point_steps` yields them one at a time to whoever runs them: the
+local workers or a SLURM array task (sweep/launch.py).
 
 A point is `done` when its manifest says it finished after its last resume with at least the epochs
 asked for; `resume` when it has checkpoints/last.pt; `restart` when an attempt died before its first
@@ -12,13 +13,12 @@ import json
 import os
 import shlex
 import shutil
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Generator
 
 from duvae_cli.errors import DuvaeError, UsageError
-from duvae_cli.io import atomic_write_text
+from duvae_cli.sweep.then import checkpoint_of, checkpoint_sha, is_current, read_records, record, supersede
 
 THEN_COMMANDS = ("evaluate", "classify", "visualize")  # commands that take a run directory
 NOT_COMPARED = ("epochs", "device")  # may differ between a point's saved config and the sweep's
@@ -71,44 +71,66 @@ def point_status(run_dir: Path, wanted: dict) -> str:
     return "resume"
 
 
-def run_point(spec: PointSpec) -> dict:
-    """Train or resume the point, then run its pending --then commands; never raises for a failed
-    command (the sweep goes on): {"name", "status", "error"}."""
+def point_steps(spec: PointSpec) -> Generator[list[str], int, dict]:
+    """The point's commands, one at a time: yields a `duvae` argv and receives its exit code; returns
+    {"name", "status", "error", "ran"}. A failed command ends the point, never the sweep. A `--then`
+    step runs unless it last ran on the current file of the checkpoint it reads (sweep/then.py)."""
     run_dir = Path(spec.run_dir)
     status = point_status(run_dir, spec.config)
     if status == "restart":
         shutil.rmtree(run_dir)
-    commands = []
+    ran = []
+    for argv in _train_argv(spec, run_dir, status):
+        ran.append(argv[0])
+        code = yield argv
+        if code != 0:
+            return _failed(spec, argv, code, ran)
+    for step in spec.thens:
+        checkpoint, sha, current = _then_state(run_dir, step)
+        if current:
+            continue
+        argv = [*shlex.split(step), str(run_dir)]
+        ran.append(argv[0])
+        code = yield argv
+        if code != 0:
+            return _failed(spec, argv, code, ran)
+        if sha is not None and checkpoint_sha(run_dir, checkpoint) == sha:  # not replaced while it ran
+            record(run_dir, step, checkpoint, sha)
+            supersede(run_dir, argv[0], checkpoint, sha)
+    return {"name": spec.name, "status": "skipped" if status == "done" else status, "error": None, "ran": ran}
+
+
+def has_work(spec: PointSpec) -> bool:
+    """Whether the point would run anything: training, or a `--then` step whose checkpoint changed."""
+    run_dir = Path(spec.run_dir)
+    return point_status(run_dir, spec.config) != "done" or not all(_then_state(run_dir, s)[2] for s in spec.thens)
+
+
+def _then_state(run_dir: Path, step: str) -> tuple[str, str | None, bool]:
+    """The checkpoint `step` reads, that file's sha256 (None: absent), and whether it last ran on it."""
+    checkpoint = checkpoint_of(shlex.split(step))
+    sha = checkpoint_sha(run_dir, checkpoint)
+    return checkpoint, sha, is_current(read_records(run_dir), step, checkpoint, sha)
+
+
+def _train_argv(spec: PointSpec, run_dir: Path, status: str) -> list[list[str]]:
     if status in ("new", "restart"):
-        commands.append(["train", "--config", spec.config_path, "--run-dir", str(run_dir), *spec.train_args])
-    elif status == "resume":
-        commands.append(["train", "--resume", str(run_dir), "--epochs", str(spec.config["epochs"]),
-                         *spec.train_args])
-    done_file = run_dir / "sweep-then.json"
-    for then in spec.thens:
-        commands.append(shlex.split(then) + [str(run_dir)])
-    env = {**os.environ, **spec.env}
-    with open(spec.log_path, "a", encoding="utf-8") as log:
-        for argv in commands:
-            then = argv[0] != "train"
-            key = shlex.join(argv[:-1]) if then else ""
-            if then and key in _read_done(done_file):
-                continue
-            log.write(f"$ duvae {shlex.join(argv)}\n")
-            log.flush()
-            code = subprocess.run([sys.executable, "-m", "duvae_cli", *argv], stdout=log, stderr=log,
-                                  env=env, stdin=subprocess.DEVNULL).returncode
-            if code != 0:
-                return {"name": spec.name, "status": "failed",
-                        "error": f"`duvae {argv[0]}` exited {code}; see {spec.log_path}"}
-            if then:
-                _write_done(done_file, [*_read_done(done_file), key])
-    return {"name": spec.name, "status": "skipped" if status == "done" else status, "error": None}
+        return [["train", "--config", spec.config_path, "--run-dir", str(run_dir), *spec.train_args]]
+    if status == "resume":
+        return [["train", "--resume", str(run_dir), "--epochs", str(spec.config["epochs"]), *spec.train_args]]
+    return []
 
 
-def _read_done(path: Path) -> list[str]:
-    return json.loads(path.read_text(encoding="utf-8"))["then_done"] if path.is_file() else []
-
-
-def _write_done(path: Path, done: list[str]) -> None:
-    atomic_write_text(path, json.dumps({"then_done": done}, indent=2) + "\n")
+def _failed(spec: PointSpec, argv: list[str], code: int, ran: list[str]) -> dict:
+    """The failed command, its last line of output (the one-line error, usually) and the log."""
+    last = ""
+    try:
+        with open(spec.log_path, "rb") as log:
+            log.seek(max(0, log.seek(0, os.SEEK_END) - 4096))  # the end of a long log is enough
+            lines = log.read().decode("utf-8", errors="replace").splitlines()
+        last = next((line.strip() for line in reversed(lines) if line.strip()), "")[:300]
+    except OSError:
+        pass
+    reason = f": {last}" if last and not last.startswith("$ duvae") else ""
+    return {"name": spec.name, "status": "failed", "ran": ran,
+            "error": f"`duvae {argv[0]}` exited {code}{reason}; see {spec.log_path}"}
