@@ -110,6 +110,12 @@ def test_cli_failures_are_one_line(duvae, runs, tmp_path):
     (tmp_path / "empty").mkdir()
     result = duvae("report", tmp_path / "empty")
     assert result.code == 1 and "not a duvae run directory" in result.stderr
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "report.md").write_text("# a sweep's report\n")
+    result = duvae("report", *runs, tmp_path / "figures", tmp_path / "report.md", "--format", "csv")
+    assert result.code == 0, result.stderr  # ROOT/* of a sweep: its other folders are skipped
+    assert "skipped 2 path(s) that are not run directories" in result.stderr
+    assert len(result.stdout.strip().splitlines()) == 1 + 3
     result = duvae("report", runs[0], "--format", "html")
     assert result.code == 2 and "--format 'html'" in result.stderr
     bare = _run(tmp_path, "bare", {}, {})

@@ -118,6 +118,11 @@ def test_a_rerun_for_more_epochs_reevaluates_each_point_on_its_current_best_chec
         assert len(moved) == len(rows) and {r["checkpoint_sha256"] for r in moved} == {before[name]}
         record = json.loads((root / name / "sweep-then.json").read_text())["then"]
         assert record["evaluate --iw-samples 2 --device cpu"]["sha256"] == best
+    every = sorted(str(p) for p in root.iterdir())  # the shell's ROOT/*: points, figures/, logs/, ...
+    strict = subprocess.run([sys.executable, "-m", "duvae_cli", "report", *every, "--strict", "--format", "csv"],
+                            capture_output=True, text=True)
+    assert strict.returncode == 0, strict.stderr  # no number of the sweep is stale
+    assert strict.stdout.count("\n") == 1 + 2 and "stale" in strict.stdout.splitlines()[0]
 
 
 def _point(tmp_path: Path, thens: tuple[str, ...]) -> PointSpec:

@@ -140,7 +140,12 @@ def build_report(paths: list[Path], metrics: tuple[str, ...] = DEFAULT_METRICS, 
     _check_metrics(metrics)
     groups: dict[tuple, list[tuple[Path, dict, list[Evaluation]]]] = {}
     evaluations: list[Evaluation] = []
-    for run_dir in resolve_runs(paths):
+    skipped: list[Path] = []
+    runs = resolve_runs(paths, skipped)
+    if skipped:
+        reporter.log(f"skipped {len(skipped)} path(s) that are not run directories: "
+                     + ", ".join(str(p) for p in skipped[:5]) + (" ..." if len(skipped) > 5 else ""))
+    for run_dir in runs:
         found = run_evaluations(run_dir, metrics, split, checkpoint)
         if not found:
             reporter.log(f"{run_dir}: no metrics.csv or probe.csv values on {split}; skipped "

@@ -58,16 +58,24 @@ def describe_settings(row: dict, run_dir: Path) -> str:
     return f"K={values['n_samples']}, examples={values['examples']}, seed={values['seed']}"
 
 
-def resolve_runs(paths: list[Path]) -> list[Path]:
-    """Existing run directories, each once (`runs/latest` and the run it points at are one run)."""
+def resolve_runs(paths: list[Path], skipped: list[Path] | None = None) -> list[Path]:
+    """Existing run directories, each once (`runs/latest` and the run it points at are one run).
+    With `skipped` (a list), paths that exist but are not runs (a sweep's `figures/`, `logs/`,
+    `report.md` in `ROOT/*`) are appended to it instead of refused, as long as one path is a run."""
     seen: dict[Path, None] = {}
     for path in paths:
         path = Path(path)
         if not path.exists():
             raise DuvaeError(f"{path}: no such run directory")
         if not (path / "config.json").is_file():
-            raise DuvaeError(f"{path}: not a duvae run directory (no config.json)")
+            if skipped is None:
+                raise DuvaeError(f"{path}: not a duvae run directory (no config.json)")
+            skipped.append(path)
+            continue
         seen.setdefault(path.resolve(), None)
+    if not seen and skipped:
+        raise DuvaeError(f"{skipped[0]}: not a duvae run directory (no config.json)"
+                         + (f", nor are the {len(skipped) - 1} other paths" if len(skipped) > 1 else ""))
     return list(seen)
 
 
