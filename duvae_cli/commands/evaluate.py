@@ -44,7 +44,7 @@ def evaluate(
 
     check_trackers(log)  # a missing package fails before the evaluation, not after
     here = join_torchrun()  # a world of one outside torchrun; only rank 0 prints
-    reporter = CliReporter(quiet or not here.is_main)
+    reporter = CliReporter(quiet or not here.is_main, notes=here.is_main)
     options = EvalOptions(iw_samples=iw_samples, mi_estimator=mi_estimator, au_threshold=au_threshold,
                           seed=seed, batch_size=batch_size, memory_budget=parse_memory(memory_budget),
                           examples=examples)

@@ -64,7 +64,7 @@ def sweep(
                          cluster=os.environ.get("DUVAE_SUBMITIT_CLUSTER") or None)  # tests: "local"
     options = SweepOptions(grid=parse_grid(grid), seeds=parse_seeds(seeds), root=root, flags=flags,
                            config_file=config, sets=tuple(set_ or ()),
-                           trackers=check_trackers(log, log_every or 10), log_every=log_every,
+                           trackers=check_trackers(log, log_every), log_every=log_every,
                            thens=tuple(then or ()), workers=workers, launcher=launcher, slurm=slurm,
                            metric=metric)
     result = run_sweep(options, reporter)

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from duvae_cli import __version__, locking
 from duvae_cli.data import binding
@@ -26,7 +25,7 @@ from duvae_cli.metrics.evaluate import (EvalOptions, ExampleSubset, estimators, 
                                         summarise)
 from duvae_cli.metrics.sharding import score_sharded
 from duvae_cli.metrics.store import PartialResults, update_metrics_csv, write_metrics_h5
-from duvae_cli.progress import SILENT
+from duvae_cli.progress import SILENT, note
 from duvae_cli.train.distributed import world
 
 ORDER = ("iw_nll", "iw_ppl", "elbo_nll", "ppl", "rec", "kl", "mi", "au", "mpd", "ce", "n_examples",
@@ -60,15 +59,12 @@ class EvalReport:
 def evaluate_run(run_dir: Path = Path("runs/latest"), split: str = "test", checkpoint: str = "best",
                  options: EvalOptions = EvalOptions(), device: str = "auto", reporter=SILENT) -> EvalReport:
     """Reload a run's checkpoint and its dataset, evaluate `split`, write the outputs."""
+    from duvae_cli.train.loop import resolve_device
     from duvae_cli.train.run import load_trained
 
     if checkpoint not in ("best", "last"):
         raise UsageError(f"--checkpoint {checkpoint!r}: choose best or last")
-    if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
-        raise UsageError(f"--device {device!r}: choose auto, cpu or cuda")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = str(world().device(torch.device(device)))  # under torchrun: cuda:LOCAL_RANK
+    device = str(world().device(resolve_device(device)))  # under torchrun: cuda:LOCAL_RANK
     return evaluate_trained(load_trained(Path(run_dir), checkpoint, device), split, options, reporter)
 
 
@@ -79,8 +75,8 @@ def evaluate_trained(trained, split: str = "test", options: EvalOptions = EvalOp
     if split not in dataset.splits:
         raise UsageError(f"--split {split!r}: dataset {dataset.name} has no such split; "
                          f"it has: {', '.join(dataset.splits)}")
-    for note in getattr(trained, "data_notes", ()):  # a changed or added split (data/binding.py)
-        reporter.log(note)
+    for line in getattr(trained, "data_notes", ()):  # a changed split, data found elsewhere: even with -q
+        note(reporter, line)
     identity = _identity(trained, split, options)
     examples = examples_for(dataset.splits[split])
     if len(examples) == 0:

@@ -17,14 +17,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import shutil
 from pathlib import Path
 
 import h5py
 import numpy as np
 
 from duvae_cli import __version__
-from duvae_cli.io import atomic_path, atomic_write_text
+from duvae_cli.io import atomic_h5, atomic_write_text
 from duvae_cli.metrics.store import locked_for_update  # the lock evaluate uses on metrics.h5
 from duvae_cli.probe.classify import ESTIMATOR, ProbeResult
 
@@ -82,13 +81,10 @@ def write_probe_h5(path: Path, result: ProbeResult, fill=None, group: str = "pro
     """Write the `probe` group of `path`, keeping every other group (and, when the checkpoint is the
     same, the probe subgroups of other budgets). `fill(group, result)` writes the group (default: the
     label-budget probe's layout)."""
-    with locked_for_update(path), atomic_path(path, suffix=".h5.tmp") as tmp:
-        if path.exists():
-            shutil.copyfile(path, tmp)
-        with h5py.File(tmp, "a") as f:
-            if group in f and f[group].attrs.get("checkpoint_sha256") != result.checkpoint_sha256:
-                del f[group]
-            (fill or _write_group)(f.require_group(group), result)
+    with locked_for_update(path), atomic_h5(path, update=True) as f:  # built in memory: io.atomic_h5
+        if group in f and f[group].attrs.get("checkpoint_sha256") != result.checkpoint_sha256:
+            del f[group]
+        (fill or _write_group)(f.require_group(group), result)
     return path
 
 

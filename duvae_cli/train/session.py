@@ -12,10 +12,10 @@ from duvae_cli import interrupt, locking
 from duvae_cli.data import binding
 from duvae_cli.errors import DuvaeError, UsageError
 from duvae_cli.interrupt import Interrupted
-from duvae_cli.progress import SILENT, Reporter
+from duvae_cli.progress import SILENT, Reporter, note
 from duvae_cli.train import distributed
 from duvae_cli.tracking import check_trackers, training_tracker
-from duvae_cli.train.config import TrainConfig
+from duvae_cli.train.config import TrainConfig, check_ranges
 from duvae_cli.train.loop import resolve_device, train
 from duvae_cli.train.precision import Precision, resolve_auto
 from duvae_cli.train.run import manifest, new_run_dir, point_latest, read_config, read_json, write_json
@@ -52,7 +52,7 @@ def start_run(config: TrainConfig, runs_root: Path = Path("runs"), run_dir: Path
     checkpoint is removed again; `runs/latest` moves to a run once it has a checkpoint. `log`: trackers
     (tracking/)."""
     _check_runnable(config)  # before a run directory exists
-    check_trackers(log, log_every or 10)
+    check_trackers(log, log_every)
     with distributed.main_first(distributed.world()):
         path, dataset = open_training_data(config, reporter)
     config, why = _resolve_precision(config, getattr(dataset, "kind", "text"))
@@ -132,14 +132,15 @@ def resume_run(run_dir: Path, epochs: int | None = None, device: str | None = No
         changes = {k: v for k, v in (("epochs", epochs), ("device", device)) if v is not None}
         here = distributed.world()
         if changes:
+            check_ranges(changes)  # --epochs 99999999999999999999 is refused, not stored
             config = TrainConfig(**{**config.to_dict(), **changes})
         _check_runnable(config)
-        check_trackers(log, log_every or 10)
+        check_trackers(log, log_every)
         info = read_json(run_dir / "manifest.json")
         with distributed.main_first(here):
             path, dataset = open_training_data(config, reporter)
-        for note in binding.check(run_dir, dataset, exact=binding.RESUME_SPLITS):
-            reporter.log(note)
+        for line in binding.check(run_dir, dataset, exact=binding.RESUME_SPLITS):
+            note(reporter, line)
         _check_ranks_data(run_dir, dataset, info.get("data_binding") or binding.describe(dataset))
         if changes and here.is_main:
             write_json(run_dir / "config.json", config.to_dict())
