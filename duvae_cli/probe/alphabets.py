@@ -46,6 +46,7 @@ class AlphabetOptions:
     epochs: int = 300
     batch_size: int = 50
     lr: float = 1e-3
+    data_root: str | None = None  # a moved run: where else its data may be (data/locate.py)
 
     def __post_init__(self):
         problem = command_problem(seed=self.seed)  # declared in duvae_cli/options.py
@@ -184,7 +185,7 @@ def classify_alphabets(run_dir: Path, options: AlphabetOptions = AlphabetOptions
     if bad:
         raise UsageError(f"--per-class {bad[0]}: must be in 1..{DRAWINGS_PER_CHARACTER}")
     device = resolve_device(options.device)
-    trained = load_trained(Path(run_dir), options.checkpoint, device=device)
+    trained = load_trained(Path(run_dir), options.checkpoint, device=device, data_root=options.data_root)
     for line in trained.data_notes:  # a split changed, data found elsewhere: shown even with -q
         note(reporter, line)
     dataset = trained.dataset

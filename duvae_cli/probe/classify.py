@@ -32,6 +32,7 @@ class ClassifyOptions:
     checkpoint: str = "best"
     device: str = "auto"
     settings: ProbeSettings = ProbeSettings()
+    data_root: str | None = None  # a moved run: where else its data may be (data/locate.py)
 
     def __post_init__(self):
         problem = command_problem(repeats=self.repeats, seed=self.seed,
@@ -94,7 +95,7 @@ def classify_run(run_dir: Path, options: ClassifyOptions = ClassifyOptions(),
 
     require_text_run(Path(run_dir), "duvae classify")
     device = resolve_device(options.device)
-    trained = load_trained(Path(run_dir), options.checkpoint, device=device)
+    trained = load_trained(Path(run_dir), options.checkpoint, device=device, data_root=options.data_root)
     for line in trained.data_notes:  # a split changed, data found elsewhere: shown even with -q
         note(reporter, line)
     return classify_trained(trained, options, reporter)

@@ -118,11 +118,11 @@ def _write_group(group: h5py.Group, result: ProbeResult) -> None:
             sub.create_dataset(name, data=array, track_times=False)
 
 
-def write_outputs(result: ProbeResult) -> list[Path]:
-    """probe.csv and metrics.h5 in the run directory."""
-    run_dir = Path(result.run_dir)
-    return [write_probe_csv(run_dir / "probe.csv", result),
-            write_probe_h5(run_dir / "metrics.h5", result, group=result.h5_group)]
+def write_outputs(result: ProbeResult, where: Path | None = None) -> list[Path]:
+    """probe.csv and metrics.h5 in the run directory, or in `where` (`classify --out DIR`)."""
+    folder = Path(where or result.run_dir)
+    return [write_probe_csv(folder / "probe.csv", result),
+            write_probe_h5(folder / "metrics.h5", result, group=result.h5_group)]
 
 
 def result_json(result: ProbeResult, files: list[Path]) -> dict:
@@ -180,12 +180,13 @@ def _write_alphabet_group(group: h5py.Group, result) -> None:
             sub.create_dataset(key, data=np.array([getattr(r, key) for r in rows]))
 
 
-def write_alphabet_outputs(result) -> list[Path]:
-    """probe.csv (other k of the same checkpoint kept) and the `probe` group of metrics.h5."""
-    run_dir = Path(result.run_dir)
+def write_alphabet_outputs(result, where: Path | None = None) -> list[Path]:
+    """probe.csv (other k of the same checkpoint kept) and the `probe` group of metrics.h5, in the run
+    directory or in `where`."""
+    folder = Path(where or result.run_dir)
     budgets = {r.per_class for r in result.records}
-    return [write_probe_rows(run_dir / "probe.csv", alphabet_rows(result), budgets, result.checkpoint_sha256),
-            write_probe_h5(run_dir / "metrics.h5", result, fill=_write_alphabet_group)]
+    return [write_probe_rows(folder / "probe.csv", alphabet_rows(result), budgets, result.checkpoint_sha256),
+            write_probe_h5(folder / "metrics.h5", result, fill=_write_alphabet_group)]
 
 
 def alphabet_json(result, files: list[Path]) -> dict:

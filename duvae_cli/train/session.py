@@ -138,7 +138,7 @@ def resume_run(run_dir: Path, epochs: int | None = None, device: str | None = No
         check_trackers(log, log_every)
         info = read_json(run_dir / "manifest.json")
         with distributed.main_first(here):
-            path, dataset = open_training_data(config, reporter)
+            path, dataset = _resume_data(run_dir, config, info, reporter)
         for line in binding.check(run_dir, dataset, exact=binding.RESUME_SPLITS):
             note(reporter, line)
         _check_ranks_data(run_dir, dataset, info.get("data_binding") or binding.describe(dataset))
@@ -148,6 +148,26 @@ def resume_run(run_dir: Path, epochs: int | None = None, device: str | None = No
         info["world_size"] = here.size
         _train_and_finish(config, dataset, run_dir, info, reporter, resume=True, log=(log, log_every))
     return run_dir
+
+
+def _resume_data(run_dir: Path, config: TrainConfig, info: dict, reporter: Reporter):
+    """The data a resumed run goes on with: its config's DATA_ROOT/NAME; for a moved run, the same data
+    at the recorded path or under data/ (data/locate.py, one note); synthetic data is made again."""
+    from duvae_cli.data.locate import data_roots, run_dataset
+    from duvae_cli.data.store import dataset_path
+
+    if dataset_path(config.dataset, config.data_root).exists():
+        return open_training_data(config, reporter)
+    try:
+        dataset, found = run_dataset(run_dir, info.get("data_path"), config.dataset, data_roots(config.data_root),
+                                     hint="put the same dataset at data/{name}/dataset.h5")
+    except DuvaeError:
+        if config.dataset == "synthetic":  # generated again, bit for bit; the binding check below holds it
+            return open_training_data(config, reporter)
+        raise
+    if found:
+        note(reporter, found)
+    return Path(dataset.path), dataset
 
 
 def _check_runnable(config: TrainConfig) -> None:
