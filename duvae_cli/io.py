@@ -50,6 +50,8 @@ def results_dir(run_dir: Path, out: str | os.PathLike | None) -> Path:
     results): `out` when given (created), else the run directory. A run directory that cannot be
     written (a read-only file system, a copy on a read-only share) and no --out: one line, exit 2,
     before any work."""
+    if not Path(run_dir).is_dir():
+        raise DuvaeError(f"{run_dir}: no such run directory")
     if out is not None:
         try:
             Path(out).mkdir(parents=True, exist_ok=True)

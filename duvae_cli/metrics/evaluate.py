@@ -167,8 +167,9 @@ def _score_batch(model, scorer, examples, indices, options, max_rows, device) ->
     noise = BatchNoise(options.seed, indices if split_index is None else split_index[indices], k, mean.shape[1])
     budget = options.memory_budget - n * k * 16  # the (B, K) float64 log-weights and likelihoods
     if budget <= 0:
-        raise DuvaeError(f"--memory-budget {options.memory_budget} bytes: the log-weights of a batch of {n} "
-                         f"alone need {n * k * 16}; lower --batch-size or raise the budget")
+        raise UsageError(f"--iw-samples {k}: the log-weights of {n} examples x {k} samples alone need "
+                         f"{n * k * 16:,} bytes, more than --memory-budget ({options.memory_budget:,}); lower "
+                         "--iw-samples or --batch-size, or raise --memory-budget")
     chunks = plan_chunks(n, k, lambda rows, ex: scorer.chunk_bytes(batch, rows, ex) <= budget, max_rows)
     weights = importance_weights(scorer, batch, mean, logvar, noise, chunks, flow, posterior.context)
     rec = -weights.log_likelihood.mean(1)  # mean over the K samples of -log p(x|z_k)

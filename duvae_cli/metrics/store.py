@@ -158,9 +158,14 @@ class PartialResults:
         if not self.directory.exists():
             self._start()
         merged = {name: np.concatenate([p[name] for p in self.pending]) for name in self.pending[0]}
-        with atomic_path(self.directory / f"part-{self.count:06d}.npz", suffix=".npz") as tmp:
-            with open(tmp, "wb") as handle:
-                np.savez(handle, **merged)
+        try:
+            with atomic_path(self.directory / f"part-{self.count:06d}.npz", suffix=".npz") as tmp:
+                with open(tmp, "wb") as handle:
+                    np.savez(handle, **merged)
+        except DuvaeError:  # a full disk before the first part: no empty folder is left
+            if self.count == 0:
+                self.discard()
+            raise
         self.count += 1
         self.pending, self.last_flush = [], time.monotonic()
 
