@@ -43,8 +43,10 @@ def hold(path: Path, what: str) -> Iterator[None]:
     try:
         holder = {"pid": os.getpid(), "host": socket.gethostname(),
                   "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-        with contextlib.suppress(OSError):  # a full disk: the flock holds all the same; the record
-            os.ftruncate(fd, 0)             # only names the holder in a second writer's message
+        # On a full disk the record is skipped: the flock holds all the same, the record only names
+        # the holder in a second writer's message.
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
             os.write(fd, json.dumps(holder).encode())
         yield
     finally:

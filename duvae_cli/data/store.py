@@ -240,19 +240,24 @@ def _checked(name: str, split, vocab_size: int):
     """`split` if its arrays are consistent, else ValueError naming the split and what is wrong (a
     damaged or hand-edited file would otherwise fail deep in numpy or torch, or read other sentences)."""
     problem = _text_problem(split, vocab_size) if isinstance(split, TextSplit) else _image_problem(split)
-    n = len(split)
-    for field_name in ("labels", "z", "alphabet", "character"):
-        value = getattr(split, field_name, None)
-        if problem is None and value is not None and len(value) != n:
-            problem = f"{len(value)} {field_name} for {n} examples"
-    if problem is None and split.labels is not None and len(split.labels) and split.labels.min() < 0:
-        problem = f"negative label {int(split.labels.min())}"
+    problem = problem or _per_example_problem(split)
     if problem:
         raise ValueError(f"split {name}: {problem}")
     return split
 
 
-def _text_problem(split: "TextSplit", vocab_size: int) -> str | None:
+def _per_example_problem(split) -> str | None:
+    """Per-example arrays (labels, z, alphabet, character) of another length; a negative label."""
+    for field_name in ("labels", "z", "alphabet", "character"):
+        value = getattr(split, field_name, None)
+        if value is not None and len(value) != len(split):
+            return f"{len(value)} {field_name} for {len(split)} examples"
+    if split.labels is not None and len(split.labels) and split.labels.min() < 0:
+        return f"negative label {int(split.labels.min())}"
+    return None
+
+
+def _text_problem(split: TextSplit, vocab_size: int) -> str | None:
     offsets, tokens = split.offsets, split.tokens
     if offsets.ndim != 1 or len(offsets) < 1 or offsets.dtype.kind not in "iu" or tokens.ndim != 1:
         return "offsets and tokens must be 1-D integer arrays"
@@ -268,7 +273,7 @@ def _text_problem(split: "TextSplit", vocab_size: int) -> str | None:
     return None
 
 
-def _image_problem(split: "ImageSplit") -> str | None:
+def _image_problem(split: ImageSplit) -> str | None:
     if split.images.ndim != 3:
         return f"images of shape {split.images.shape}; expected (N, height, width)"
     return None

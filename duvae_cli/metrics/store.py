@@ -71,8 +71,9 @@ def update_metrics_csv(path: Path, rows: list[dict]) -> None:
 
 
 def write_metrics_h5(path: Path, group: str, per_example: dict, per_dim: dict, attrs: dict) -> None:
-    """Write (or replace) one evaluation group. The file is rebuilt beside the old one, copying its
-    other groups, and renamed over it: space of replaced groups is reclaimed, nothing half-written."""
+    """Write (or replace) one evaluation group. The file is rebuilt in memory, copying the old one's
+    other groups, written beside it and renamed over it: space of replaced groups is reclaimed,
+    nothing half-written."""
     path = Path(path)
     with locked_for_update(path), atomic_h5(path) as out:  # built in memory: see io.atomic_h5
         if path.exists():
