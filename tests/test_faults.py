@@ -255,6 +255,7 @@ def tree(folder: Path) -> dict[str, bytes]:
 BAD_VALUES = [  # (args, exit code, what the one line must say)
     (("train", "--set", "hidden_dim=1e20"), 2, "--set hidden_dim=1e20: expected an integer"),
     (("train", "--set", "hidden_dim=100000000000000000000"), 2, "hidden_dim 100000000000000000000: must be in [1, 16384]"),
+    (("train", "--seed", "1e20"), 2, "'--seed'"),
     (("train", "--seed", "100000000000000000000"), 2, "--seed 100000000000000000000: must be in [0, 4294967295]"),
     (("train", "--log-every", "0"), 2, "--log-every 0: must be in [1, 1000000000]"),
     (("train", "--epochs", "99999999999999999999"), 2, "--epochs 99999999999999999999: must be in [1, 100000]"),
@@ -273,6 +274,7 @@ BAD_VALUES = [  # (args, exit code, what the one line must say)
     (("classify", "runs/l", "--repeats", "99999999999999999999"), 2, "--repeats 99999999999999999999: must be in"),
     (("classify", "runs/l", "--device", "cuda:99"), 2, "--device cuda:99: "),
     (("evaluate", "runs/l", "--seed", "100000000000000000000"), 2, "--seed 100000000000000000000: must be in"),
+    (("evaluate", "runs/l", "--iw-samples", "1e20"), 2, "'--iw-samples'"),
     (("evaluate", "runs/l", "--iw-samples", "100000000000000000000"), 2, "--iw-samples 100000000000000000000: must"),
     (("evaluate", "runs/l", "--iw-samples", "100000", "--memory-budget", "1KB"), 2, "--iw-samples 100000: the "),
     (("evaluate", "runs/l", "--device", "cuda:99"), 2, "--device cuda:99: "),
@@ -560,6 +562,18 @@ def test_a_one_sentence_data_file_leaks_no_warning(ws28, monkeypatch, capsys):
         warnings.simplefilter("always")
         code, err = one_line(capsys, "evaluate", "runs/l", "--data", "one.txt", "--iw-samples", 2, "--quiet")
     assert code == 0 and err == [] and [str(w.message) for w in caught] == []
+
+
+def test_any_file_error_is_one_line_naming_the_file(monkeypatch, capsys):
+    """The last net (cli.main): an OSError with a file name that no library code wrapped."""
+    from duvae_cli.data import prepare
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", "/srv/data/x/dataset.h5")
+
+    monkeypatch.setattr(prepare, "prepare_dataset", denied)
+    code, err = one_line(capsys, "prepare", "synthetic")
+    assert code == 1 and err == ["duvae: error: /srv/data/x/dataset.h5: Permission denied"], err
 
 
 def test_a_model_too_large_for_memory_is_one_line_naming_the_sizes(ws28, monkeypatch, capsys):
