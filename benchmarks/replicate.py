@@ -80,9 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads per duvae process")
     parser.add_argument("--jobs", type=int, default=1, help="runs trained side by side (2 on a 2-core machine)")
     parser.add_argument("--dry-run", action="store_true", help="print the commands of unfinished steps only")
-    parser.add_argument("--comparison", default="cpu-scale",
-                        help="name of this comparison: its per-run outputs are RECORD/NAME/runs.csv (default "
-                             "cpu-scale, the plan of docs/replication.md)")
+    parser.add_argument("--comparison",
+                        help="name of this comparison: its per-run outputs are RECORD/NAME/runs.csv (default: "
+                             "cpu-scale, the plan of docs/replication.md, for the workspace ./replication; "
+                             "else the workspace folder's name, so a trial workspace never overwrites it)")
     parser.add_argument("--record", type=Path, default=RECORD,
                         help="the committed folder of per-run outputs (default docs/replication)")
     args = parser.parse_args(argv)
@@ -268,7 +269,8 @@ def verdicts(work: Path, args) -> int:
     per-claim verdicts; the latter with curves and machine time). Without finished runs in WORK the
     recorded runs.csv is used as it is: the verdicts are recomputed from the repository."""
     iw = {part: args.iw_samples or PARTS[part]["iw_samples"] for part in PARTS}
-    record = args.record / args.comparison / "runs.csv"
+    comparison = args.comparison or ("cpu-scale" if work.name == "replication" else work.name)
+    record = args.record / comparison / "runs.csv"
     found = V.collect(work, iw)
     if not found.empty:
         V.write_runs(found, record)
