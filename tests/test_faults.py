@@ -212,8 +212,6 @@ def test_twenty_sigkills_then_resume_is_bit_identical(workspace, monkeypatch):
 # Each case of the fault round's leftovers, and a moved or read-only run: one line naming the option
 # or file, exit 2 for usage errors and 1 for the rest, nothing half-written (docs/reliability.md).
 
-ROOT_FILES = ("config.json", "manifest.json", "binding.json", "history.csv")
-
 
 def write_labelled(path: Path, lines: int = 300) -> Path:
     rng = random.Random(3)
@@ -254,7 +252,8 @@ def tree(folder: Path) -> dict[str, bytes]:
 
 BAD_VALUES = [  # (args, exit code, what the one line must say)
     (("train", "--set", "hidden_dim=1e20"), 2, "--set hidden_dim=1e20: expected an integer"),
-    (("train", "--set", "hidden_dim=100000000000000000000"), 2, "hidden_dim 100000000000000000000: must be in [1, 16384]"),
+    (("train", "--set", "hidden_dim=100000000000000000000"), 2,
+     "hidden_dim 100000000000000000000: must be in [1, 16384]"),
     (("train", "--seed", "1e20"), 2, "'--seed'"),
     (("train", "--seed", "100000000000000000000"), 2, "--seed 100000000000000000000: must be in [0, 4294967295]"),
     (("train", "--log-every", "0"), 2, "--log-every 0: must be in [1, 1000000000]"),
@@ -419,8 +418,9 @@ def test_a_moved_run_uses_the_same_data_under_data_root_and_refuses_other_data(w
     assert code == 1 and len(err) == 1 and "data/lab/dataset.h5 (splits test, train, valid differ)" in err[0], err
 
     shutil.copytree(ws28 / "data" / "lab", tmp_path / "elsewhere" / "lab")  # the same data
+    encode = ("encode", "runs/l", ws28 / "lab.txt", "--out", tmp_path / "c.npy")
     for args in (("evaluate", "runs/l", "--iw-samples", 2), ("classify", "runs/l"), ("generate", "runs/l", "--sample", 1),
-                 ("encode", "runs/l", ws28 / "lab.txt", "--out", tmp_path / "codes.npy")):
+                 encode):
         code, err = one_line(capsys, *args, "--data-root", "elsewhere", "--quiet")
         assert code == 0 and err == [f"data: using {Path('elsewhere/lab/dataset.h5')} (same fingerprint as "
                                      "recorded)"], (args, err)
