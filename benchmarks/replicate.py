@@ -1,7 +1,7 @@
 """Replicate the paper's claims at CPU scale with plain `duvae` commands (docs/replication.md).
 
     nohup python benchmarks/replicate.py all --jobs 2 > replication/run.log 2>&1 &   # the plan
-    python benchmarks/replicate.py verdicts       # tables per claim, curves, machine time
+    python benchmarks/replicate.py verdicts       # runs.csv (committed), tables per claim, curves, time
     python benchmarks/replicate.py short-yelp     # one part: du bn vae fb x 3 seeds, 6 epochs, fp32
     python benchmarks/replicate.py omniglot       # du bn vae x 3 seeds at --size small, 8 epochs, fp32
     python benchmarks/replicate.py synthetic      # vae beta fb bn du x 3 seeds, 20 epochs
@@ -9,7 +9,9 @@
 
 Every step is a `duvae` command, printed before it runs (copy it to rerun one step by hand); its
 output goes to WORK/logs/PART-MODEL-sSEED.log and its duration to WORK/steps.csv. Runs go to
-WORK/runs/PART/MODEL-sSEED, prepared data to WORK/data, verdicts and figures to WORK/verdicts. A
+WORK/runs/PART/MODEL-sSEED, prepared data to WORK/data, verdicts and figures to WORK/verdicts, and
+the per-run outputs of the comparison to docs/replication/COMPARISON/runs.csv (with verdicts.md
+beside it), which is committed: WORK is not, and the tables are computed from runs.csv alone. A
 finished step leaves WORK/runs/.../replicate/STEP.done and is skipped; an interrupted training
 resumes from its last checkpoint (`duvae train --resume`), an interrupted evaluation from its
 saved examples, so the script can be stopped (kill -INT or -TERM: the trainings save a checkpoint)
@@ -35,12 +37,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from duvae_cli.io import atomic_path, atomic_write_text
+from duvae_cli.io import atomic_write_text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import verdicts as V  # noqa: E402
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+RECORD = REPO / "docs" / "replication"  # RECORD/<comparison>/runs.csv: committed per-run outputs
 PLATEAU_TEXT = ["--set", "patience=1", "--set", "decay_from_epoch=3"]  # a halving can happen in the cap
 FP32 = ["--precision", "fp32"]  # the paper code's arithmetic for every model (docs/replication.md)
 PARTS = {
@@ -76,6 +80,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads per duvae process")
     parser.add_argument("--jobs", type=int, default=1, help="runs trained side by side (2 on a 2-core machine)")
     parser.add_argument("--dry-run", action="store_true", help="print the commands of unfinished steps only")
+    parser.add_argument("--comparison",
+                        help="name of this comparison: its per-run outputs are RECORD/NAME/runs.csv (default: "
+                             "cpu-scale, the plan of docs/replication.md, for the workspace ./replication; "
+                             "else the workspace folder's name, so a trial workspace never overwrites it)")
+    parser.add_argument("--record", type=Path, default=RECORD,
+                        help="the committed folder of per-run outputs (default docs/replication)")
     args = parser.parse_args(argv)
     work = args.work.resolve()
     if args.part in ("verdicts", "tables"):
@@ -253,27 +263,45 @@ def short_yelp_source(folder: Path) -> Path:
 
 
 def verdicts(work: Path, args) -> int:
-    """WORK/verdicts/verdicts.md (per-model and per-run tables, the per-claim verdicts, curves, machine
-    time) and WORK/verdicts/runs.csv (one row per finished run)."""
+    """RECORD/COMPARISON/runs.csv (committed: one row per finished run of WORK, with its config,
+    checkpoint sha256, data fingerprints and every metric), then, computed from that file alone,
+    RECORD/COMPARISON/verdicts.md and WORK/verdicts/verdicts.md (per-model and per-run tables, the
+    per-claim verdicts; the latter with curves and machine time). Without finished runs in WORK the
+    recorded runs.csv is used as it is: the verdicts are recomputed from the repository."""
     iw = {part: args.iw_samples or PARTS[part]["iw_samples"] for part in PARTS}
-    frame = V.collect(work, iw)
+    comparison = args.comparison or ("cpu-scale" if work.name == "replication" else work.name)
+    record = args.record / comparison / "runs.csv"
+    found = V.collect(work, iw)
+    if not found.empty:
+        V.write_runs(found, record)
+    elif not record.exists():
+        print(f"replicate: no finished runs in {work} and no {record}", flush=True)
+        return 1
+    frame = V.read_runs(record)  # every number below comes from the committed file
     out = work / "verdicts"
-    sections = ["# Replication verdicts", "", V.machine_time(work), ""]
+    figures = {part: V.curves_figure(work, part, FIGURE_MODELS[part], out / f"curves-{part}.png") for part in PARTS
+               if not frame.empty and (frame["part"] == part).any()}
+    atomic_write_text(record.with_name("verdicts.md"), verdicts_markdown(frame, record))
+    atomic_write_text(out / "verdicts.md", verdicts_markdown(frame, record, figures, V.machine_time(work)))
+    print(verdicts_markdown(frame, record) + f"\nwritten: {record}, {record.with_name('verdicts.md')}, "
+          f"{out / 'verdicts.md'}", flush=True)
+    return 0
+
+
+def verdicts_markdown(frame, source: Path, figures: dict | None = None, time: str = "") -> str:
+    """The verdicts page from the per-run frame of runs.csv (`source`): per part a model table and a
+    run table (with its curves figure when given), then the claims and their verdicts."""
+    shown = source.relative_to(REPO) if source.is_relative_to(REPO) else source
+    sections = ["# Replication verdicts", "", f"Computed from `{shown}` by `benchmarks/replicate.py verdicts`.", ""]
+    sections += [time, ""] if time else []
     for part in PARTS:
         if frame.empty or not (frame["part"] == part).any():
             continue
-        figure = V.curves_figure(work, part, FIGURE_MODELS[part], out / f"curves-{part}.png")
+        figure = (figures or {}).get(part)
         sections += [f"## {part}", "", V.model_table(frame, part, FIGURE_MODELS[part]), "",
                      "Per run:", "", V.run_table(frame, part, FIGURE_MODELS[part]), "",
                      *([f"![curves]({figure.name})", ""] if figure else [])]
-    sections += ["## Claims", "", V.claims_markdown(frame)]
-    if not frame.empty:  # the same per-run values, machine-readable
-        with atomic_path(out / "runs.csv") as tmp:
-            frame.to_csv(tmp, index=False)
-    text = "\n".join(sections) + "\n"
-    atomic_write_text(out / "verdicts.md", text)
-    print(text + f"\nwritten: {out / 'verdicts.md'}", flush=True)
-    return 0
+    return "\n".join([*sections, "## Claims", "", V.claims_markdown(frame)]) + "\n"
 
 
 if __name__ == "__main__":

@@ -5,6 +5,11 @@ uses: per-run values from metrics.csv / probe.csv / history.csv, per-model table
 seeds), per-claim tables (paired differences by seed, SE, verdict) and one training-curve figure
 per dataset.
 
+The per-run outputs of a comparison are a committed file, `docs/replication/<comparison>/runs.csv`
+(`write_runs`): one row per finished run with its config, code commit, checkpoint sha256, data
+fingerprints and every metric; every table and verdict is computed from that file (`read_runs`),
+so anyone can recompute them from the repository alone (tests/test_replication_verdicts.py does).
+
 The rule, fixed before any result: for a claim "A beats B by more than -margin" on metric M, the
 differences d_s = M(A, seed s) - M(B, seed s) are paired by seed over the n seeds where both runs
 finished; mean d, sample standard deviation sd (n - 1 in the denominator), SE = sd / sqrt(n).
@@ -18,6 +23,7 @@ hold, and otherwise cannot be told.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,26 +100,39 @@ INFORMATIVE = [Claim("omniglot", "acc@5", "du", "bn")]  # the strict reading of 
 METRICS = [("iw_nll", "iw"), ("elbo_nll", "full"), ("kl", "full"), ("mi", "full"), ("au", "full")]
 
 
-def run_values(run: Path, iw_samples: int) -> dict[str, float]:
-    """One run's numbers: METRICS, acc@N (test, repeat 0, best checkpoint; in %), and training facts."""
+def _of_checkpoint(frame: pd.DataFrame, sha256: str | None) -> pd.DataFrame:
+    """The rows of the best checkpoint as it is now: a number of an earlier best.pt is not this run's."""
+    frame = frame[frame["checkpoint"].fillna("best") == "best"] if "checkpoint" in frame else frame
+    if sha256 and "checkpoint_sha256" in frame:
+        frame = frame[frame["checkpoint_sha256"] == sha256]
+    return frame
+
+
+def run_values(run: Path, iw_samples: int, sha256: str | None = None) -> dict[str, float]:
+    """One run's numbers: METRICS, every test metric as METRIC@K<k>, acc@N and valid_acc@N (repeat 0,
+    in %), all of the best checkpoint whose sha256 is `sha256`; and training facts."""
     out: dict[str, float] = {}
     metrics = run / "metrics.csv"
     if metrics.exists():
-        frame = pd.read_csv(metrics)
-        frame = frame[(frame["split"] == "test") & (frame["checkpoint"].fillna("best") == "best")]
+        frame = _of_checkpoint(pd.read_csv(metrics), sha256)
+        frame = frame[frame["split"] == "test"]
         for name, which in METRICS:
             k = iw_samples if which == "iw" else 1
             rows = frame[(frame["metric"] == name) & (frame["n_samples"] == k)]
             if len(rows):
                 out[name] = float(rows["value"].iloc[-1])
+        for (name, k), rows in frame.groupby(["metric", "n_samples"]):
+            out[f"{name}@K{int(k)}"] = float(rows["value"].iloc[-1])
     probe = run / "probe.csv"
     if probe.exists():
-        frame = pd.read_csv(probe)
-        frame = frame[(frame["split"] == "test") & (frame["metric"] == "accuracy")]
+        frame = _of_checkpoint(pd.read_csv(probe), sha256)
+        frame = frame[frame["metric"] == "accuracy"]
         if "repeat" in frame:
             frame = frame[frame["repeat"].fillna(0) == 0]
-        for labels, rows in frame.groupby("labels"):
-            out[f"acc@{int(labels)}"] = 100.0 * float(rows["value"].iloc[-1])
+        for (split, labels), rows in frame.groupby(["split", "labels"]):
+            if split in ("test", "valid"):
+                prefix = "acc" if split == "test" else "valid_acc"
+                out[f"{prefix}@{int(labels)}"] = 100.0 * float(rows["value"].iloc[-1])
     history = run / "history.csv"
     if history.exists():
         h = pd.read_csv(history)
@@ -125,16 +144,55 @@ def run_values(run: Path, iw_samples: int) -> dict[str, float]:
     return out
 
 
+def run_record(run: Path) -> dict:
+    """What made one run's numbers: its config (JSON), code commit, the best checkpoint's sha256 now,
+    and the fingerprints of the data it was trained on (binding.json; older runs: the file's sha256)."""
+    from duvae_cli.io import sha256_file
+
+    def read(name: str) -> dict:
+        path = run / name
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+    manifest, binding, best = read("manifest.json"), read("binding.json"), run / "checkpoints" / "best.pt"
+    return {"run": run.name, "checkpoint": "best", "checkpoint_sha256": sha256_file(best) if best.is_file() else "",
+            "dataset_sha256": binding.get("dataset_sha256", manifest.get("data_sha256", "")),
+            **{f"split_sha256_{s}": f for s, f in sorted(binding.get("splits", {}).items())},
+            "git_sha": manifest.get("git_sha") or "", "config": json.dumps(read("config.json"), sort_keys=True)}
+
+
 def collect(work: Path, iw_samples: dict[str, int]) -> pd.DataFrame:
-    """Every finished run under WORK/runs/PART/MODEL-sSEED: one row (part, model, seed, values)."""
+    """Every finished run under WORK/runs/PART/MODEL-sSEED: one row (part, model, seed, provenance,
+    values)."""
     rows = []
     for part, k in iw_samples.items():
         for run in sorted((work / "runs" / part).glob("*-s*")):
             if run.is_symlink() or not (run / "replicate" / "done").exists():
                 continue
             model, seed = run.name.rsplit("-s", 1)
-            rows.append({"part": part, "model": model, "seed": int(seed), **run_values(run, k)})
+            record = run_record(run)
+            rows.append({"part": part, "model": model, "seed": int(seed), **record,
+                         **run_values(run, k, record["checkpoint_sha256"])})
     return pd.DataFrame(rows)
+
+
+def write_runs(frame: pd.DataFrame, path: Path) -> None:
+    """The committed per-run outputs (docs/replication/<comparison>/runs.csv), written atomically."""
+    from duvae_cli.io import atomic_path
+
+    with atomic_path(path, suffix=".csv.tmp") as tmp:
+        frame.sort_values(["part", "model", "seed"]).to_csv(tmp, index=False)
+
+
+def read_runs(path: Path) -> pd.DataFrame:
+    """runs.csv back as the frame every table and verdict is computed from."""
+    frame = pd.read_csv(path, dtype={"config": str, "git_sha": str})
+    frame["seed"] = frame["seed"].astype(int)
+    return frame
+
+
+def hypothesis_verdicts(frame: pd.DataFrame) -> dict[str, str]:
+    """{"H1": "holds", ...}: each hypothesis's verdict, as claims_markdown states it."""
+    return {name: combine(claim_rows(frame, claims)[1]) for name, (_, claims) in HYPOTHESES.items()}
 
 
 def by_seed(frame: pd.DataFrame, part: str, model: str, metric: str) -> dict[int, float]:

@@ -110,10 +110,13 @@ class Model:
         return [text_of(self.dataset, sentence) for sentence in ids]
 
 
-def load(run_dir: str | Path = "runs/latest", checkpoint: str = "best", device: str = "auto") -> Model:
-    """A trained run (its `best` or `last` checkpoint) and the dataset it was trained on, in eval mode."""
+def load(run_dir: str | Path = "runs/latest", checkpoint: str = "best", device: str = "auto",
+         data_root: str | Path | None = None) -> Model:
+    """A trained run (its `best` or `last` checkpoint) and the dataset it was trained on, in eval mode.
+    A moved run finds the same data under `data_root`, its config's data_root or data/ (docs/runs.md);
+    `model.trained.data_notes` says where."""
     from duvae_cli.train.loop import resolve_device
     from duvae_cli.train.run import load_trained
 
     resolved = resolve_device(device)
-    return Model(load_trained(Path(run_dir), checkpoint, device=resolved), resolved)
+    return Model(load_trained(Path(run_dir), checkpoint, device=resolved, data_root=data_root), resolved)

@@ -92,5 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # noqa: BLE001 - the one place where any failure becomes one line
         if debug:
             raise
+        if isinstance(exc, OSError) and exc.filename:  # a file operation the library did not wrap
+            _fail(f"{exc.filename}: {exc.strerror or exc}", 1)
         _fail(f"{type(exc).__name__}: {exc}".replace("\n", " ") + " (DUVAE_DEBUG=1 for the traceback)", 1)
     sys.exit(code or 0)

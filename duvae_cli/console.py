@@ -61,8 +61,8 @@ class _PlainTask:
 class CliReporter:
     """A `duvae_cli.progress.Reporter` for the terminal."""
 
-    def __init__(self, quiet: bool = False):
-        self.quiet = quiet
+    def __init__(self, quiet: bool = False, notes: bool = True):
+        self.quiet, self.notes = quiet, notes  # notes: False on torchrun ranks other than 0
 
     @contextlib.contextmanager
     def task(self, description: str, total: int | None) -> Iterator[object]:
@@ -84,9 +84,10 @@ class CliReporter:
         if not self.quiet:
             stderr.print(message, markup=False, soft_wrap=True)
 
-    def warn(self, message: str) -> None:
-        """A line --quiet does not hide: numbers shown that are not current (duvae_cli.progress.warn)."""
-        stderr.print(message, markup=False, soft_wrap=True)
+    def note(self, message: str) -> None:
+        """What a result is of (progress.note): shown with --quiet too."""
+        if self.notes:
+            stderr.print(message, markup=False, soft_wrap=True)
 
 
 def emit_json(payload: object) -> None:

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
 import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from duvae_cli.errors import DuvaeError
+from duvae_cli.errors import DuvaeError, UsageError
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success rename it onto `path`, on failure delete it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix or ".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix or ".tmp")
+    except OSError as exc:  # read-only file system, no inodes left, permissions
+        raise write_error(path, exc) from None
     os.close(fd)
     tmp = Path(tmp)
     try:
@@ -35,8 +39,45 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
 def write_error(path: Path, exc: BaseException) -> DuvaeError:
     """One line for a failed write of `path`; the atomic write left any earlier `path` as it was."""
     reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0][:200] or type(exc).__name__
-    kept = "the previous file is intact" if Path(path).exists() else "nothing was written"
+    path = Path(path)
+    kept = ("the previous file is intact" if path.is_file() else
+            "a directory is in its place" if path.is_dir() else "nothing was written")
     return DuvaeError(f"{path}: cannot write ({reason}); {kept}")
+
+
+def results_dir(run_dir: Path, out: str | os.PathLike | None) -> Path:
+    """Where `evaluate`/`classify` write a run's results (and, for evaluate, its lock and partial
+    results): `out` when given (created), else the run directory. A run directory that cannot be
+    written (a read-only file system, a copy on a read-only share) and no --out: one line, exit 2,
+    before any work."""
+    if not Path(run_dir).is_dir():
+        raise DuvaeError(f"{run_dir}: no such run directory")
+    if out is not None:
+        try:
+            Path(out).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"--out {out}: cannot create it ({exc.strerror or exc})") from None
+        reason = unwritable(Path(out))
+        if reason:
+            raise UsageError(f"--out {out}: cannot write there ({reason})")
+        return Path(out)
+    reason = unwritable(Path(run_dir))
+    if reason:
+        raise UsageError(f"{run_dir}: cannot write the results into the run ({reason}); "
+                         "write them elsewhere with --out DIR")
+    return Path(run_dir)
+
+
+def unwritable(folder: Path) -> str | None:
+    """None when a file can be created in `folder`, else why not. Tried, not asked (os.access): root
+    passes every permission check but not a read-only mount."""
+    try:
+        fd, name = tempfile.mkstemp(dir=folder, prefix=".duvae-write-check.")
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    os.close(fd)
+    os.unlink(name)
+    return None
 
 
 def _umask() -> int:
@@ -48,6 +89,30 @@ def _umask() -> int:
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, suffix: str = "") -> None:
+    with atomic_path(path, suffix=suffix) as tmp, open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())  # a full disk or quota shows here, not after the rename
+
+
+@contextlib.contextmanager
+def atomic_h5(path: str | os.PathLike, update: bool = False):
+    """An `h5py.File` built in memory, then written to `path` atomically (temp file + rename) when the
+    body succeeds. `update`: start from a copy of the existing `path` (else an empty file).
+
+    HDF5 itself never writes to disk here: a full disk is an ordinary OSError of our own write,
+    reported as one line naming `path` with the temp file removed. (An HDF5 library whose own write
+    failed kept a half-closed file and crashed the interpreter at exit, exit 139: issue #28.)"""
+    import h5py
+
+    path = Path(path)
+    buffer = io.BytesIO(path.read_bytes() if update and path.exists() else b"")
+    with h5py.File(buffer, "a" if buffer.getbuffer().nbytes else "w") as handle:
+        yield handle
+    atomic_write_bytes(path, buffer.getvalue(), suffix=".h5.tmp")
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

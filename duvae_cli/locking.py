@@ -35,13 +35,19 @@ def hold(path: Path, what: str) -> Iterator[None]:
     """Hold the exclusive lock `path` for the body; `what` names the locked thing in the message."""
     path = Path(path)
     created = [p for p in [path.parent, *path.parent.parents] if not p.exists()]  # removed again if empty
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = _acquire(path, what)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = _acquire(path, what)
+    except OSError as exc:  # a read-only file system, permissions, no inodes left
+        raise DuvaeError(f"{what}: cannot take the lock {path} ({exc.strerror or exc})") from None
     try:
         holder = {"pid": os.getpid(), "host": socket.gethostname(),
                   "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-        os.ftruncate(fd, 0)
-        os.write(fd, json.dumps(holder).encode())
+        # On a full disk the record is skipped: the flock holds all the same, the record only names
+        # the holder in a second writer's message.
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.write(fd, json.dumps(holder).encode())
         yield
     finally:
         with contextlib.suppress(OSError):

@@ -154,7 +154,7 @@ class Option:
         if self.choices is not None and value not in self.choices:
             return f"choose {either(self.choices)}"
         if self.type in (int, float):
-            if not math.isfinite(value):
+            if isinstance(value, float) and not math.isfinite(value):  # ints are finite (10**400: no float)
                 return "must be a finite number"
             if self.bounds is not None and not self.bounds.contains(value):
                 return self.bounds.describe()
@@ -177,3 +177,43 @@ def check_declarations(options: tuple[Option, ...], owner: str) -> None:
         reason = option.problem(option.coerce(option.default, nullable=False))
         if reason:
             raise ValueError(f"{owner}: option {option.name} default {option.default!r}: {reason}")
+
+
+# ------------------------------------------------------------------ the other commands' limits ---
+# `duvae train`'s fields declare their ranges above (train/general.py: Option(..., range=)). The
+# options of the other commands (evaluate, classify, generate, visualize, the run flags of train) are
+# Typer parameters; their limits are declared here, once, and checked where each command validates
+# its options (`command_problem`). Upper bounds keep a typo (1e20, 99999999999999999999) from
+# reaching numpy/torch as an overflow, an allocation of exabytes or a loop that never ends.
+
+SEED_RANGE = "[0, 4294967295]"  # 2**32 - 1: every seed numpy's and torch's generators accept
+
+COMMAND_OPTIONS: dict[str, Option] = {o.name: o for o in (
+    Option("seed", int, 783435, "Seed of the command's random draws.", range=SEED_RANGE),
+    Option("iw_samples", int, 500, "K, importance samples per example (IW-NLL).", range="[1, 100000]"),
+    Option("examples", int, 1, "Examples of a seeded subset.", range="[1, 1000000000]"),
+    Option("batch_size", int, 64, "Examples per batch.", range="[1, 1000000]"),
+    Option("repeats", int, 1, "Probe repeats (seeds).", range="[1, 1000]"),
+    Option("labels", int, 100, "A label budget.", range="[1, 1000000000]"),
+    Option("sample", int, 10, "Codes decoded from the prior.", range="[1, 100000]"),
+    Option("n", int, 10, "Sentences reconstructed and prior codes decoded.", range="[1, 100000]"),
+    Option("steps", int, 5, "Points of an interpolation, both ends included.", range="[2, 10000]"),
+    Option("beam", int, 5, "Beam width.", range="[1, 1000]"),
+    Option("temperature", float, 1.0, "Softmax temperature of sampling.", range="(0, 1000]"),
+    Option("max_length", int, 50, "Most words per decoded sentence.", range="[1, 100000]"),
+    Option("log_every", int, 10, "Per-step values every N optimizer steps.", range="[1, 1000000000]"),
+)}
+
+
+def command_problem(**values: Any) -> str | None:
+    """'--iw-samples 0: must be in [1, 100000]' for the first value outside its declaration in
+    COMMAND_OPTIONS (None: not given), else None. The caller raises it as a usage error."""
+    for name, value in values.items():
+        option = COMMAND_OPTIONS[name]
+        reason = option.problem(value)
+        if reason:
+            return f"{option.flag_name} {value}: {reason}"
+    return None
+
+
+check_declarations(tuple(COMMAND_OPTIONS.values()), "duvae_cli.options.COMMAND_OPTIONS")

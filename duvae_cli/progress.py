@@ -2,7 +2,9 @@
 
 Library functions take a `Reporter`; the CLI passes one that draws rich bars on stderr, tests pass
 nothing and get the silent default. A reporter is three calls: `task` opens a bar, `advance` moves it
-(with fields shown beside it), `log` writes one line.
+(with fields shown beside it), `log` writes one line. A reporter may add a fourth, `note`: a line
+that qualifies a result (its numbers are of changed data, its data was found elsewhere), which the
+CLI prints even with --quiet; `note(reporter, line)` falls back to `log` for reporters without it.
 """
 
 from __future__ import annotations
@@ -40,7 +42,6 @@ class SilentReporter:
 SILENT = SilentReporter()
 
 
-def warn(reporter: Reporter, message: str) -> None:
-    """A line the user must see even with --quiet (e.g. stale numbers in a figure): the reporter's
-    `warn` when it has one (the CLI's), else its `log`."""
-    getattr(reporter, "warn", reporter.log)(message)
+def note(reporter: Reporter, message: str) -> None:
+    """A line about what a result is of: not progress, so `--quiet` does not hide it (console.py)."""
+    getattr(reporter, "note", reporter.log)(message)

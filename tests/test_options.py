@@ -24,7 +24,7 @@ from duvae_cli.train.declared import declared, help_text
     (["--set", "dropout_in=2"], "dropout_in"),
     (["--lr", "nan"], "--lr"),
     (["--gamma", "0"], "--gamma"),
-    (["--set", "batch_size=1"], "--batch-size 1: must be >= 2"),
+    (["--set", "batch_size=1"], "--batch-size 1: must be in [2, 1000000]"),
     (["--config", {"latent_dim": True}], "latent_dim"),
     (["--config", {"flow_depth": 0}], "--flow-depth 0"),
     (["--set", "svi_lr=abc"], "svi_lr"),

@@ -117,3 +117,78 @@ def test_machine_time_counts_overlapping_steps_once_and_gaps_not_at_all():
     # a step nested inside another adds nothing; the process time would count it
     assert V.busy_hours(pd.Series(["2026-12-02T00:00:00Z", "2026-12-02T00:05:00Z"]),
                         pd.Series([600.0, 60.0])) == pytest.approx(600 / 3600)
+
+
+# ----------------------------------------------------------- verdicts from a committed runs.csv ---
+# `replicate.py verdicts` commits each comparison's per-run outputs (docs/replication/<comparison>/
+# runs.csv) and computes every table and verdict from that file; these tests do the same.
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURE = REPO / "tests" / "fixtures" / "replication" / "runs.csv"  # fabricated numbers (README beside it)
+_RSPEC = importlib.util.spec_from_file_location("replication_replicate", REPO / "benchmarks" / "replicate.py")
+R = importlib.util.module_from_spec(_RSPEC)
+sys.modules[_RSPEC.name] = R
+_RSPEC.loader.exec_module(R)
+
+
+def test_verdicts_are_recomputed_from_a_committed_runs_csv(tmp_path, capsys):
+    frame = V.read_runs(FIXTURE)
+    assert V.hypothesis_verdicts(frame) == {"H1": V.HOLDS, "H2": V.FAILS, "H3": V.UNDECIDED}
+    h2 = V.claims_markdown(frame).split("### H2")[1].split("### H3")[0]
+    assert "-0.50, -0.60, -0.40" in h2 and "**does not hold**" in h2.splitlines()[0]
+
+    record = tmp_path / "record"  # `verdicts` with no finished runs in WORK: the recorded file alone
+    (record / "fixture").mkdir(parents=True)
+    (record / "fixture" / "runs.csv").write_bytes(FIXTURE.read_bytes())
+    assert R.main(["verdicts", "--work", str(tmp_path / "work"), "--record", str(record),
+                   "--comparison", "fixture"]) == 0
+    written = (record / "fixture" / "verdicts.md").read_text()
+    assert written == R.verdicts_markdown(frame, record / "fixture" / "runs.csv")
+    for name, expected in (("H1", V.HOLDS), ("H2", V.FAILS), ("H3", V.UNDECIDED)):
+        assert f"### {name}: " in written and written.split(f"### {name}: ")[1].splitlines()[0].endswith(
+            f"— **{expected}**")
+    assert (record / "fixture" / "runs.csv").read_bytes() == FIXTURE.read_bytes()  # read, not rewritten
+
+
+COMMITTED = sorted((REPO / "docs" / "replication").glob("*/runs.csv"))
+
+
+@pytest.mark.parametrize("runs_csv", COMMITTED, ids=[p.parent.name for p in COMMITTED])
+def test_every_committed_comparison_recomputes_to_its_verdicts(runs_csv):
+    """docs/replication/<comparison>/verdicts.md is what its runs.csv gives, byte for byte."""
+    assert (runs_csv.parent / "verdicts.md").read_text() == R.verdicts_markdown(V.read_runs(runs_csv), runs_csv)
+
+
+def _fake_run(run: Path, best: bytes, rows: list[tuple]) -> None:
+    """A finished run directory as replicate.py leaves it, with metrics.csv rows (sha, metric, K, value)."""
+    import json
+
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "replicate").mkdir()
+    (run / "replicate" / "done").write_text("ok\n")
+    (run / "checkpoints" / "best.pt").write_bytes(best)
+    (run / "config.json").write_text(json.dumps({"model": "du", "gamma": 0.5}))
+    (run / "manifest.json").write_text(json.dumps({"git_sha": "abc123", "data_sha256": "old"}))
+    (run / "binding.json").write_text(json.dumps({"dataset_sha256": "d" * 64, "splits": {"test": "t" * 64}}))
+    pd.DataFrame([{"run": run.name, "split": "test", "metric": m, "value": v, "n_samples": k, "checkpoint": "best",
+                   "checkpoint_sha256": sha} for sha, m, k, v in rows]).to_csv(run / "metrics.csv", index=False)
+    pd.DataFrame([{"epoch": 1, "lr": 1.0, "val_loss": 3.0, "seconds": 60.0}]).to_csv(run / "history.csv", index=False)
+
+
+def test_runs_csv_keeps_each_runs_provenance_and_only_its_current_checkpoints_numbers(tmp_path):
+    import hashlib
+
+    best = b"the weights now"
+    current, older = hashlib.sha256(best).hexdigest(), "0" * 64
+    _fake_run(tmp_path / "runs" / "short-yelp" / "du-s1", best,
+              [(older, "mi", 1, 9.0), (current, "mi", 1, 3.25), (current, "iw_nll", 500, 37.5),
+               (older, "kl", 1, 7.0)])  # kl: only of an earlier best.pt, so not this run's
+    frame = V.collect(tmp_path, {"short-yelp": 500})
+    row = frame.iloc[0]
+    assert row["checkpoint_sha256"] == current and row["git_sha"] == "abc123"
+    assert row["dataset_sha256"] == "d" * 64 and row["split_sha256_test"] == "t" * 64
+    assert row["mi"] == 3.25 and row["mi@K1"] == 3.25 and row["iw_nll@K500"] == 37.5 and "kl" not in frame
+    assert '"gamma": 0.5' in row["config"]
+    V.write_runs(frame, tmp_path / "record" / "runs.csv")
+    again = V.read_runs(tmp_path / "record" / "runs.csv")
+    pd.testing.assert_frame_equal(again, frame[again.columns], check_dtype=False)

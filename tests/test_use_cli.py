@@ -141,7 +141,7 @@ def test_interpolation_endpoints_decode_from_the_endpoints_means(toy_run):
      "no labels; the train data must be LABEL<TAB>sentence lines"),
     (("generate", "{run}"), 2, "give exactly one of --reconstruct FILE, --sample N, --interpolate A B"),
     (("generate", "{run}", "--sample", "2", "--decode", "top-k"), 2, "--decode 'top-k': choose one of"),
-    (("generate", "{run}", "--interpolate", "w4", "w5", "--steps", "1"), 2, "--steps 1: must be >= 2"),
+    (("generate", "{run}", "--interpolate", "w4", "w5", "--steps", "1"), 2, "--steps 1: must be in [2, 10000]"),
 ])
 def test_bad_inputs_are_one_line(toy_run, tmp_path, duvae, args, code, words):
     (tmp_path / "bad.txt").write_text("0\tw4 w5\nw6 w7\n")

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from duvae_cli.commands.common import Json, LogOption, Quiet, RunArg, join_torchrun
+from duvae_cli.commands.common import DataRoot, Json, LogOption, Quiet, ResultsOut, RunArg, join_torchrun
 from duvae_cli.errors import UsageError
 
 
@@ -30,6 +30,8 @@ def evaluate(
     data: Annotated[Optional[Path], typer.Option(
         help="Evaluate this data instead (text file, dataset.h5 + --split, or .npz), tokenized with the run's "
              "vocabulary; written under the split name NAME@FINGERPRINT (docs/use.md).")] = None,
+    out: ResultsOut = None,
+    data_root: DataRoot = None,
     log: LogOption = None,
     quiet: Quiet = False,
     json: Json = False,
@@ -44,7 +46,7 @@ def evaluate(
 
     check_trackers(log)  # a missing package fails before the evaluation, not after
     here = join_torchrun()  # a world of one outside torchrun; only rank 0 prints
-    reporter = CliReporter(quiet or not here.is_main)
+    reporter = CliReporter(quiet or not here.is_main, notes=here.is_main)
     options = EvalOptions(iw_samples=iw_samples, mi_estimator=mi_estimator, au_threshold=au_threshold,
                           seed=seed, batch_size=batch_size, memory_budget=parse_memory(memory_budget),
                           examples=examples)
@@ -52,9 +54,9 @@ def evaluate(
         from duvae_cli.use.newdata import evaluate_data
 
         report = evaluate_data(run, data, None if split == "test" and data.suffix != ".h5" else split,
-                               checkpoint, options, device, reporter)
-    else:
-        report = evaluate_run(run, split, checkpoint, options, device, reporter)  # sharded under torchrun
+                               checkpoint, options, device, reporter, out=out, data_root=data_root)
+    else:  # sharded under torchrun
+        report = evaluate_run(run, split, checkpoint, options, device, reporter, out=out, data_root=data_root)
     if not here.is_main:
         return
     reporter.log(f"wrote {report.files['metrics_h5']} ({report.files['group']}) and {report.files['metrics_csv']}")
@@ -85,6 +87,8 @@ def classify(
     data: Annotated[Optional[list[str]], typer.Option(
         help="Probe new labelled data: one dataset.h5, or train=FILE valid=FILE test=FILE (repeat the option; "
              "LABEL<TAB> lines); default budget: all its train examples (docs/use.md).")] = None,
+    out: ResultsOut = None,
+    data_root: DataRoot = None,
     log: LogOption = None,
     quiet: Quiet = False,
     json: Json = False,
@@ -95,6 +99,7 @@ def classify(
     Example: duvae classify --labels 100
     """
     from duvae_cli.console import CliReporter
+    from duvae_cli.io import results_dir
     from duvae_cli.probe import ClassifyOptions, classify_run, result_json, write_outputs
     from duvae_cli.probe.features import dataset_kind
     from duvae_cli.tracking import add_results, check_trackers
@@ -102,24 +107,25 @@ def classify(
 
     check_trackers(log)
     reporter = CliReporter(quiet)
+    where = results_dir(run, out)  # a read-only run without --out stops here, before the probes
     if dataset_kind(run) == "image":
         if data:
             raise UsageError("--data: image runs use the per-alphabet protocol on their own dataset")
         if labels or repeats != 1:
             raise UsageError("--labels/--repeats: image runs use the per-alphabet protocol (--per-class)")
-        payload = _classify_alphabets(run, per_class, seed, checkpoint, device, reporter, json)
+        payload = _classify_alphabets(run, per_class, seed, checkpoint, device, reporter, json, where, data_root)
         return add_results(run, log, probe_scalars(payload))
     if per_class:
         raise UsageError("--per-class: only for Omniglot runs (the per-alphabet protocol); use --labels")
     options = ClassifyOptions(budgets=tuple(labels or ()), repeats=repeats, seed=seed,
-                              checkpoint=checkpoint, device=device)
+                              checkpoint=checkpoint, device=device, data_root=data_root)
     if data:
         from duvae_cli.use.newdata import classify_data
 
         result = classify_data(run, data, options, reporter)
     else:
         result = classify_run(run, options, reporter=reporter)
-    files = write_outputs(result)
+    files = write_outputs(result, where)
     reporter.log(f"wrote {', '.join(map(str, files))}")
     payload = result_json(result, files)
     _print_probe(payload, json)
@@ -127,15 +133,15 @@ def classify(
 
 
 def _classify_alphabets(run: Path, per_class, seed: int, checkpoint: str, device: str, reporter,
-                        as_json: bool) -> None:
+                        as_json: bool, where: Path, data_root: Path | None) -> None:
     from duvae_cli.console import emit_json, print_table
     from duvae_cli.probe.alphabets import AlphabetOptions, classify_alphabets
     from duvae_cli.probe.outputs import alphabet_json, write_alphabet_outputs
 
     options = AlphabetOptions(per_class=tuple(per_class or (5, 10, 15)), seed=seed, checkpoint=checkpoint,
-                              device=device)
+                              device=device, data_root=data_root)
     result = classify_alphabets(run, options, reporter)
-    files = write_alphabet_outputs(result)
+    files = write_alphabet_outputs(result, where)
     reporter.log(f"wrote {', '.join(map(str, files))}")
     payload = alphabet_json(result, files)
     if as_json:

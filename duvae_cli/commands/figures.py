@@ -78,7 +78,7 @@ def report(
     if note and strict:
         raise DuvaeError(f"--strict: {note}")
     if note:
-        reporter.warn(note)  # shown with --quiet too: the table holds numbers that are not current
+        reporter.note(note)  # shown with --quiet too: the table holds numbers that are not current
     if out is None:
         sys.stdout.write(text)
     else:

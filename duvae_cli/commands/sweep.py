@@ -74,7 +74,7 @@ def sweep(
                          constraint=slurm_constraint, setup=tuple(slurm_setup or ()))
     options = SweepOptions(grid=parse_grid(grid), seeds=parse_seeds(seeds), root=root, flags=flags,
                            config_file=config, sets=tuple(set_ or ()),
-                           trackers=check_trackers(log, log_every or 10), log_every=log_every,
+                           trackers=check_trackers(log, log_every), log_every=log_every,
                            thens=tuple(then or ()), workers=workers, launcher=launcher, slurm=slurm,
                            dry_run=dry_run, metric=metric, resume=shlex.join(["duvae", *sys.argv[1:]]))
     result = run_sweep(options, reporter)

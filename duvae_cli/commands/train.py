@@ -44,7 +44,7 @@ def train(**values) -> None:
     log, log_every = values.pop("log"), values.pop("log_every")
     flags = values  # config fields; None = not given
     here = join_torchrun()  # a world of one outside torchrun; only rank 0 prints
-    reporter = CliReporter(quiet or not here.is_main)
+    reporter = CliReporter(quiet or not here.is_main, notes=here.is_main)
     if resume is not None:
         fixed = [k for k, v in flags.items() if v is not None and k not in ("epochs", "device")]
         if fixed or config or set_ or run_dir:

@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from duvae_cli.commands.common import Json, Quiet
+from duvae_cli.commands.common import DataRoot, Json, Quiet
 from duvae_cli.errors import UsageError
 
 Checkpoint = Annotated[str, typer.Option(help="best or last.")]
@@ -33,6 +33,7 @@ def encode(
     name: Annotated[Optional[str], typer.Option(help="Name of the data (default: the file's stem).")] = None,
     checkpoint: Checkpoint = "best",
     device: Device = "auto",
+    data_root: DataRoot = None,
     quiet: Quiet = False,
     json_out: Json = False,
 ) -> None:
@@ -47,7 +48,8 @@ def encode(
     run, input_path = _run_and_input(paths, "INPUT")
     if json_out and out is None:
         raise UsageError("--json: without --out the rows already are JSON lines on stdout")
-    summary = encode_file(run, input_path, out, split, checkpoint, device, CliReporter(quiet), name)
+    summary = encode_file(run, input_path, out, split, checkpoint, device, CliReporter(quiet), name,
+                          data_root=data_root)
     if out is not None:
         emit_json(summary) if json_out else typer.echo(str(out))
 
@@ -79,6 +81,7 @@ def generate(
                                                 "RUN/figures/generate-MODE.png).")] = None,
     checkpoint: Checkpoint = "best",
     device: Device = "auto",
+    data_root: DataRoot = None,
     quiet: Quiet = False,
     json_out: Json = False,
 ) -> None:
@@ -89,6 +92,7 @@ def generate(
     """
     from duvae_cli.api import load
     from duvae_cli.console import CliReporter
+    from duvae_cli.progress import note
     from duvae_cli.use.generate import DecodeOptions
 
     modes = [m for m, v in (("reconstruct", reconstruct), ("sample", sample), ("interpolate", interpolate))
@@ -96,8 +100,10 @@ def generate(
     if len(modes) != 1:
         raise UsageError("give exactly one of --reconstruct FILE, --sample N, --interpolate A B")
     options = DecodeOptions(decode, beam, temperature, max_length, seed)
-    model = load(run, checkpoint, device)
+    model = load(run, checkpoint, device, data_root)
     reporter = CliReporter(quiet)
+    for line in model.trained.data_notes:  # e.g. a moved run's data found elsewhere
+        note(reporter, line)
     if model.kind == "image":
         return _image_grid(model, modes[0], reconstruct, sample, split, options, out, reporter)
     if out is not None:

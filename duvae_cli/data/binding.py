@@ -97,9 +97,14 @@ def read(run_dir: Path) -> dict | None:
     if not path.exists():
         return None
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        bound = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise DuvaeError(f"{path}: unreadable run binding ({type(exc).__name__}: {exc})") from None
+    if not (isinstance(bound, dict) and isinstance(bound.get("format"), dict) and "kind" in bound["format"]
+            and isinstance(bound.get("splits"), dict)):  # emptied ({}) or edited: nothing to check against
+        raise DuvaeError(f"{path}: damaged run binding (expected a JSON object with its format and splits); "
+                         "restore the file from a copy of the run")
+    return bound
 
 
 def check(run_dir: Path, dataset, bound: dict | None = None, exact: tuple[str, ...] = ()) -> list[str]:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from duvae_cli.errors import UsageError
+from duvae_cli.options import command_problem
 
 TOKENIZERS = ("word", "sentencepiece")
 DEFAULT_SENTENCEPIECE_SIZE = 8000
@@ -42,7 +44,8 @@ def parse_split(text: str) -> tuple[float, float, float]:
         parts = tuple(float(p) for p in text.split(","))
     except ValueError:
         parts = ()
-    if len(parts) != 3 or min(parts) < 0 or parts[0] <= 0 or abs(sum(parts) - 1) > 1e-6:
+    finite = all(math.isfinite(p) for p in parts)  # nan compares false with everything: check it first
+    if len(parts) != 3 or not finite or min(parts) < 0 or parts[0] <= 0 or abs(sum(parts) - 1) > 1e-6:
         raise UsageError(f"--split {text!r}: expected three fractions train,valid,test that sum to 1, "
                          "e.g. 0.8,0.1,0.1")
     return parts  # type: ignore[return-value]
@@ -82,5 +85,6 @@ def _check_numbers(options: PrepareOptions) -> None:
         raise UsageError(f"--min-freq {options.min_freq}: must be at least 1")
     if options.max_length is not None and options.max_length < 1:
         raise UsageError(f"--max-length {options.max_length}: must be at least 1")
-    if options.seed < 0:
-        raise UsageError(f"--seed {options.seed}: must be non-negative")
+    problem = command_problem(seed=options.seed)  # declared in duvae_cli/options.py
+    if problem:
+        raise UsageError(problem)

@@ -19,7 +19,7 @@ from duvae_cli.data.options import PrepareOptions, check_options
 from duvae_cli.data.registry import get_spec
 from duvae_cli.data.store import UNK_ID, Built, SplitData, dataset_path, write_dataset
 from duvae_cli import locking
-from duvae_cli.errors import UsageError
+from duvae_cli.errors import DuvaeError, UsageError
 from duvae_cli.interrupt import Interrupted
 from duvae_cli.io import sha256_file
 from duvae_cli.progress import SILENT, Reporter
@@ -42,6 +42,9 @@ def prepare_dataset(name: str, options: PrepareOptions | None = None, reporter: 
 
 
 def _prepare(name: str, spec, options: PrepareOptions, out_name: str, path: Path, reporter: Reporter):
+    if path.is_dir():  # before the work: --force never replaces a directory
+        raise DuvaeError(f"{path}: a directory is where the dataset file should be; remove it or choose "
+                         "another --out or --as")
     if path.exists() and not options.force:
         raise UsageError(f"{path} already exists; pass --force to replace it")
     if options.source is not None and name == "synthetic":

@@ -30,7 +30,7 @@ import numpy as np
 
 from duvae_cli import __version__
 from duvae_cli.errors import DuvaeError
-from duvae_cli.io import atomic_path, sha256_file
+from duvae_cli.io import atomic_h5, sha256_file
 
 SCHEMA_VERSION = 1
 SPECIALS = ("<pad>", "<s>", "</s>", "<unk>")
@@ -72,14 +72,14 @@ class Built:
 
 
 def write_dataset(path: Path, name: str, built: Built) -> None:
-    """Write `built` to `path` atomically: a temp file in the same folder, renamed when complete."""
-    with atomic_path(path, suffix=".h5.tmp") as tmp:
-        with h5py.File(tmp, "w") as f:
-            _write_root(f, name, built)
-            for split, data in built.splits.items():
-                _write_group(f.create_group(split), data)
-            for subset, data in built.subsets.items():
-                _write_group(f.create_group(f"subsets/{subset}"), data)
+    """Write `built` to `path` atomically: built in memory, written to a temp file in the same folder,
+    renamed when complete (io.atomic_h5: a full disk is one line naming `path`, no temp file left)."""
+    with atomic_h5(path) as f:
+        _write_root(f, name, built)
+        for split, data in built.splits.items():
+            _write_group(f.create_group(split), data)
+        for subset, data in built.subsets.items():
+            _write_group(f.create_group(f"subsets/{subset}"), data)
 
 
 def _write_root(f: h5py.File, name: str, built: Built) -> None:
@@ -188,6 +188,8 @@ Dataset = Union[TextDataset, ImageDataset]
 def load_dataset(path: str | Path) -> Dataset:
     """Read a prepared dataset fully into memory; a missing or foreign file is a one-line DuvaeError."""
     path = Path(path)
+    if path.is_dir():
+        raise DuvaeError(f"{path}: a directory, not a dataset file (remove it and run `duvae prepare NAME`)")
     if not path.is_file():
         raise DuvaeError(f"{path}: no such dataset file (run `duvae prepare NAME` first)")
     try:
@@ -206,14 +208,17 @@ def _read(f: h5py.File, path: Path) -> Dataset:
     if attrs["schema_version"] != SCHEMA_VERSION:
         raise DuvaeError(f"{path}: dataset schema {attrs['schema_version']}, this duvae reads "
                          f"{SCHEMA_VERSION}; prepare it again with --force")
+    vocab = list(f["vocab"].asstr()[:]) if attrs["kind"] == "text" else []
+    groups = [*((name, f[name]) for name in SPLITS if name in f),
+              *((f"subsets/{name}", group) for name, group in (f["subsets"].items() if "subsets" in f else ()))]
     reader = _read_text_group if attrs["kind"] == "text" else _read_image_group
-    splits = {name: reader(f[name]) for name in SPLITS if name in f}
-    subsets = {name: reader(group) for name, group in f["subsets"].items()} if "subsets" in f else {}
+    read = {name: _checked(name, reader(group), len(vocab)) for name, group in groups}
+    splits = {name: data for name, data in read.items() if not name.startswith("subsets/")}
+    subsets = {name.split("/", 1)[1]: data for name, data in read.items() if name.startswith("subsets/")}
     common = dict(name=str(attrs["name"]), kind=attrs["kind"], splits=splits, subsets=subsets,
                   attrs=attrs, path=path, sha256=sha256_file(path))
     if attrs["kind"] == "image":
         return ImageDataset(vocab=[], **common)
-    vocab = list(f["vocab"].asstr()[:])
     model = bytes(f["sentencepiece_model"][()]) if "sentencepiece_model" in f else None
     return TextDataset(vocab=vocab, sentencepiece_model=model, **common)
 
@@ -229,6 +234,49 @@ def _plain(value: object) -> object:
 
 def _optional(group: h5py.Group, key: str) -> np.ndarray | None:
     return group[key][()] if key in group else None
+
+
+def _checked(name: str, split, vocab_size: int):
+    """`split` if its arrays are consistent, else ValueError naming the split and what is wrong (a
+    damaged or hand-edited file would otherwise fail deep in numpy or torch, or read other sentences)."""
+    problem = _text_problem(split, vocab_size) if isinstance(split, TextSplit) else _image_problem(split)
+    problem = problem or _per_example_problem(split)
+    if problem:
+        raise ValueError(f"split {name}: {problem}")
+    return split
+
+
+def _per_example_problem(split) -> str | None:
+    """Per-example arrays (labels, z, alphabet, character) of another length; a negative label."""
+    for field_name in ("labels", "z", "alphabet", "character"):
+        value = getattr(split, field_name, None)
+        if value is not None and len(value) != len(split):
+            return f"{len(value)} {field_name} for {len(split)} examples"
+    if split.labels is not None and len(split.labels) and split.labels.min() < 0:
+        return f"negative label {int(split.labels.min())}"
+    return None
+
+
+def _text_problem(split: TextSplit, vocab_size: int) -> str | None:
+    offsets, tokens = split.offsets, split.tokens
+    if offsets.ndim != 1 or len(offsets) < 1 or offsets.dtype.kind not in "iu" or tokens.ndim != 1:
+        return "offsets and tokens must be 1-D integer arrays"
+    if offsets[0] != 0 or offsets[-1] != len(tokens):
+        return f"offsets run from {int(offsets[0])} to {int(offsets[-1])}, not from 0 to its {len(tokens):,} tokens"
+    falls = np.flatnonzero(np.diff(offsets) < 0)
+    if len(falls):
+        i = int(falls[0])
+        return f"offsets fall at sentence {i} ({int(offsets[i])} -> {int(offsets[i + 1])})"
+    if len(tokens) and (tokens.min() < 0 or tokens.max() >= vocab_size):
+        bad = int(tokens.min()) if tokens.min() < 0 else int(tokens.max())
+        return f"token id {bad} is outside the vocabulary of {vocab_size:,}"
+    return None
+
+
+def _image_problem(split: ImageSplit) -> str | None:
+    if split.images.ndim != 3:
+        return f"images of shape {split.images.shape}; expected (N, height, width)"
+    return None
 
 
 def _read_text_group(group: h5py.Group) -> TextSplit:

@@ -20,6 +20,7 @@ from duvae_cli.metrics import posterior
 from duvae_cli.metrics.iw import BatchNoise, importance_weights, plan_chunks
 from duvae_cli.metrics.scoring import make_scorer
 from duvae_cli.models.gaussian import kl_standard_normal
+from duvae_cli.options import command_problem
 from duvae_cli.progress import SILENT
 from duvae_cli.train.batching import ImageBatches, make_batch, plan_batches
 
@@ -51,15 +52,15 @@ class EvalOptions:
     examples: int | None = None  # evaluate a seeded random subset of this many examples (None: all)
 
     def __post_init__(self):
+        limits = command_problem(iw_samples=self.iw_samples, seed=self.seed, batch_size=self.batch_size,
+                                 examples=self.examples)  # declared in duvae_cli/options.py
         checks = [
-            (self.iw_samples >= 1, f"--iw-samples {self.iw_samples}: must be >= 1"),
+            (limits is None, limits),
             (self.mi_estimator in MI_ESTIMATORS,
              f"--mi-estimator {self.mi_estimator!r}: choose one of: {', '.join(MI_ESTIMATORS)}"),
-            (self.au_threshold >= 0, f"--au-threshold {self.au_threshold}: must be >= 0"),
-            (self.seed >= 0, f"--seed {self.seed}: must be >= 0"),
-            (self.batch_size >= 1, f"--batch-size {self.batch_size}: must be >= 1"),
+            (math.isfinite(self.au_threshold) and self.au_threshold >= 0,
+             f"--au-threshold {self.au_threshold}: must be a finite number >= 0"),
             (self.memory_budget > 0, f"--memory-budget {self.memory_budget}: must be > 0"),
-            (self.examples is None or self.examples >= 1, f"--examples {self.examples}: must be >= 1"),
         ]
         for ok, message in checks:
             if not ok:
@@ -166,8 +167,9 @@ def _score_batch(model, scorer, examples, indices, options, max_rows, device) ->
     noise = BatchNoise(options.seed, indices if split_index is None else split_index[indices], k, mean.shape[1])
     budget = options.memory_budget - n * k * 16  # the (B, K) float64 log-weights and likelihoods
     if budget <= 0:
-        raise DuvaeError(f"--memory-budget {options.memory_budget} bytes: the log-weights of a batch of {n} "
-                         f"alone need {n * k * 16}; lower --batch-size or raise the budget")
+        raise UsageError(f"--iw-samples {k}: the log-weights of {n} examples x {k} samples alone need "
+                         f"{n * k * 16:,} bytes, more than --memory-budget ({options.memory_budget:,}); lower "
+                         "--iw-samples or --batch-size, or raise --memory-budget")
     chunks = plan_chunks(n, k, lambda rows, ex: scorer.chunk_bytes(batch, rows, ex) <= budget, max_rows)
     weights = importance_weights(scorer, batch, mean, logvar, noise, chunks, flow, posterior.context)
     rec = -weights.log_likelihood.mean(1)  # mean over the K samples of -log p(x|z_k)

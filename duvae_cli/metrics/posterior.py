@@ -53,7 +53,11 @@ def mi_per_batch(mean: torch.Tensor, logvar: torch.Tensor, z: torch.Tensor, batc
 
 def active_units(mean: torch.Tensor, threshold: float = 0.01) -> tuple[int, torch.Tensor]:
     """AU: dimensions whose posterior-mean variance over the set (N-1 denominator) is >= threshold.
-    Returns the count and the per-dimension variances (D,)."""
+    Returns the count and the per-dimension variances (D,). One example has no variance: NaN for
+    every dimension and AU 0 (instead of torch's degrees-of-freedom warning)."""
+    if mean.shape[0] < 2:
+        variance = torch.full(mean.shape[1:], float("nan"), dtype=torch.float64)
+        return 0, variance
     variance = mean.double().var(0, unbiased=True)
     return int((variance >= threshold).sum()), variance
 

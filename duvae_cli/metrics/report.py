@@ -5,7 +5,9 @@
 
 Writes `metrics.h5` (per-example values, posterior parameters, per-dimension diagnostics) and rows
 of `metrics.csv` in the run directory (store.py), resuming from `metrics.partial/` if an earlier
-evaluation with the same split, checkpoint, data, seed and K was interrupted.
+evaluation with the same split, checkpoint, data, seed and K was interrupted. With `out` (`--out DIR`)
+all of these, and the evaluation's lock, are in DIR instead: a run on a read-only file system is
+evaluated that way (io.results_dir refuses a read-only run without it, before any work).
 """
 
 from __future__ import annotations
@@ -17,17 +19,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from duvae_cli import __version__, locking
 from duvae_cli.data import binding
 from duvae_cli.errors import DuvaeError, UsageError
 from duvae_cli.interrupt import Interrupted
+from duvae_cli.io import results_dir
 from duvae_cli.metrics.evaluate import (EvalOptions, ExampleSubset, estimators, examples_for, score_examples,
                                         summarise)
 from duvae_cli.metrics.sharding import score_sharded
 from duvae_cli.metrics.store import PartialResults, update_metrics_csv, write_metrics_h5
-from duvae_cli.progress import SILENT
+from duvae_cli.progress import SILENT, note
 from duvae_cli.train.distributed import world
 
 EVAL_PRECISION = "fp32"  # evaluation never uses bf16 or TF32 (docs/metrics.md)
@@ -61,29 +63,32 @@ class EvalReport:
 
 
 def evaluate_run(run_dir: Path = Path("runs/latest"), split: str = "test", checkpoint: str = "best",
-                 options: EvalOptions = EvalOptions(), device: str = "auto", reporter=SILENT) -> EvalReport:
-    """Reload a run's checkpoint and its dataset, evaluate `split`, write the outputs."""
+                 options: EvalOptions = EvalOptions(), device: str = "auto", reporter=SILENT,
+                 out: Path | None = None, data_root: Path | None = None) -> EvalReport:
+    """Reload a run's checkpoint and its dataset (a moved run: found under `data_root`, data/locate.py),
+    evaluate `split`, write the outputs (into `out` when given)."""
+    from duvae_cli.train.loop import resolve_device
     from duvae_cli.train.run import load_trained
 
     if checkpoint not in ("best", "last"):
         raise UsageError(f"--checkpoint {checkpoint!r}: choose best or last")
-    if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
-        raise UsageError(f"--device {device!r}: choose auto, cpu or cuda")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = str(world().device(torch.device(device)))  # under torchrun: cuda:LOCAL_RANK
-    return evaluate_trained(load_trained(Path(run_dir), checkpoint, device), split, options, reporter)
+    device = str(world().device(resolve_device(device)))  # under torchrun: cuda:LOCAL_RANK
+    results_dir(Path(run_dir), out)  # a read-only run without --out stops before loading anything
+    trained = load_trained(Path(run_dir), checkpoint, device, data_root=data_root)
+    return evaluate_trained(trained, split, options, reporter, out=out)
 
 
 def evaluate_trained(trained, split: str = "test", options: EvalOptions = EvalOptions(),
-                     reporter=SILENT) -> EvalReport:
-    """Evaluate a loaded run (`duvae_cli.train.run.Trained`) and write metrics.h5 / metrics.csv."""
+                     reporter=SILENT, out: Path | None = None) -> EvalReport:
+    """Evaluate a loaded run (`duvae_cli.train.run.Trained`) and write metrics.h5 / metrics.csv (in
+    the run directory, or in `out`)."""
+    where = results_dir(trained.run_dir, out)
     dataset = trained.dataset
     if split not in dataset.splits:
         raise UsageError(f"--split {split!r}: dataset {dataset.name} has no such split; "
                          f"it has: {', '.join(dataset.splits)}")
-    for note in getattr(trained, "data_notes", ()):  # a changed or added split (data/binding.py)
-        reporter.log(note)
+    for line in getattr(trained, "data_notes", ()):  # a changed split, data found elsewhere: even with -q
+        note(reporter, line)
     identity = _identity(trained, split, options)
     examples = examples_for(dataset.splits[split])
     if len(examples) == 0:
@@ -94,12 +99,12 @@ def evaluate_trained(trained, split: str = "test", options: EvalOptions = EvalOp
     key = {k: identity[k] for k in ("split", "checkpoint_sha256", "dataset_sha256", "seed", "iw_samples",
                                     "examples")}
     here = world()  # under torchrun: every rank scores a shard (metrics/sharding.py), rank 0 writes
-    partial = None if here.active else PartialResults(trained.run_dir / "metrics.partial",
+    partial = None if here.active else PartialResults(where / "metrics.partial",
                                                       {**key, "n_examples": len(examples)}, options.flush_seconds)
     if here.active:
         results = score_sharded(trained.model, examples, options, reporter, here)
     else:
-        results = _score_locked(trained, examples, options, reporter, partial)
+        results = _score_locked(trained, where, examples, options, reporter, partial)
     if isinstance(examples, ExampleSubset):
         results["example_index"] = examples.index  # which examples of the split were evaluated
     summary = summarise(results, options, examples.lengths)
@@ -112,17 +117,18 @@ def evaluate_trained(trained, split: str = "test", options: EvalOptions = EvalOp
         reporter.log(f"note: {', '.join(non_finite(report))} not finite; written as empty values with a note "
                      "in metrics.csv (docs/metrics.md)")
     if here.is_main:
-        _write(trained.run_dir, report, results)
+        _write(where, report, results)
     if partial is not None:
         partial.discard()
     return report
 
 
-def _score_locked(trained, examples, options: EvalOptions, reporter, partial: PartialResults) -> dict:
-    """One process per evaluation (same run, split, checkpoint, data, seed, K); Ctrl-C keeps the
-    finished examples in metrics.partial/ and says how to continue."""
+def _score_locked(trained, where: Path, examples, options: EvalOptions, reporter, partial: PartialResults) -> dict:
+    """One process per evaluation (same run, split, checkpoint, data, seed, K), its lock beside the
+    results it writes (`where`: the run or --out); Ctrl-C keeps the finished examples in
+    metrics.partial/ and says how to continue."""
     run_dir = Path(trained.run_dir)
-    lock = run_dir / f".{partial.directory.name}.lock"
+    lock = Path(where) / f".{partial.directory.name}.lock"
     with locking.hold(lock, f"evaluation of {run_dir} ({partial.key['split']}, same options)"):
         try:
             return score_examples(trained.model, examples, options, reporter, partial)

@@ -27,7 +27,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from duvae_cli.io import atomic_path
+from duvae_cli.errors import DuvaeError
+from duvae_cli.io import atomic_h5, atomic_path, atomic_write_text, write_error
 
 # design.md §4's tidy columns, then what made each number (docs/metrics.md): the checkpoint and its
 # sha256, the split's fingerprint (data/binding.py) and the dataset file's sha256, the number of
@@ -43,8 +44,12 @@ CSV_KEY = ("run", "split", "checkpoint_sha256", "seed", "n_samples", "examples",
 @contextlib.contextmanager
 def locked_for_update(path: Path):
     """An exclusive advisory lock on `<path>.lock` for a read-modify-write of `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(f".{path.name}.lock"), "w") as handle:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path.with_name(f".{path.name}.lock"), "w")
+    except OSError as exc:  # a read-only or full file system: name the file we meant to write
+        raise write_error(path, exc) from None
+    with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -85,22 +90,22 @@ def _replaced_by(new_rows: list[dict]):
 
 
 def write_metrics_h5(path: Path, group: str, per_example: dict, per_dim: dict, attrs: dict) -> None:
-    """Write (or replace) one evaluation group. The file is rebuilt beside the old one, copying its
-    other groups, and renamed over it: space of replaced groups is reclaimed, nothing half-written."""
+    """Write (or replace) one evaluation group. The file is rebuilt in memory, copying the old one's
+    other groups, written beside it and renamed over it: space of replaced groups is reclaimed,
+    nothing half-written."""
     path = Path(path)
-    with locked_for_update(path), atomic_path(path, suffix=".h5.tmp") as tmp:
-        with h5py.File(tmp, "w") as out:
-            if path.exists():
-                with h5py.File(path, "r") as old:
-                    _copy_except(old, out, group)
-            node = out.require_group(group)
-            for name, array in per_example.items():
-                node.create_dataset(name, data=array, compression="gzip", shuffle=True)
-            dims = node.create_group("per_dim")
-            for name, array in per_dim.items():
-                dims.create_dataset(name, data=array)
-            for key, value in attrs.items():
-                node.attrs[key] = value
+    with locked_for_update(path), atomic_h5(path) as out:  # built in memory: see io.atomic_h5
+        if path.exists():
+            with h5py.File(path, "r") as old:
+                _copy_except(old, out, group)
+        node = out.require_group(group)
+        for name, array in per_example.items():
+            node.create_dataset(name, data=array, compression="gzip", shuffle=True)
+        dims = node.create_group("per_dim")
+        for name, array in per_dim.items():
+            dims.create_dataset(name, data=array)
+        for key, value in attrs.items():
+            node.attrs[key] = value
 
 
 def _copy_except(source: h5py.Group, target: h5py.Group, skip: str) -> None:
@@ -171,14 +176,30 @@ class PartialResults:
         if not self.pending:
             return
         if not self.directory.exists():
-            self.directory.mkdir(parents=True)
-            (self.directory / "key.json").write_text(json.dumps(self.key, indent=2, sort_keys=True))
+            self._start()
         merged = {name: np.concatenate([p[name] for p in self.pending]) for name in self.pending[0]}
-        with atomic_path(self.directory / f"part-{self.count:06d}.npz", suffix=".npz") as tmp:
-            with open(tmp, "wb") as handle:
-                np.savez(handle, **merged)
+        try:
+            with atomic_path(self.directory / f"part-{self.count:06d}.npz", suffix=".npz") as tmp:
+                with open(tmp, "wb") as handle:
+                    np.savez(handle, **merged)
+        except DuvaeError:  # a full disk before the first part: no empty folder is left
+            if self.count == 0:
+                self.discard()
+            raise
         self.count += 1
         self.pending, self.last_flush = [], time.monotonic()
+
+    def _start(self) -> None:
+        """The folder and its key.json; on a full or read-only disk nothing of it is left behind."""
+        try:
+            self.directory.mkdir(parents=True)
+            atomic_write_text(self.directory / "key.json", json.dumps(self.key, indent=2, sort_keys=True))
+        except OSError as exc:
+            self.discard()
+            raise write_error(self.directory, exc) from None
+        except DuvaeError:
+            self.discard()
+            raise
 
     def discard(self) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)

@@ -29,9 +29,10 @@ from torch import nn
 from duvae_cli.data import binding
 from duvae_cli.data.store import ImageSplit
 from duvae_cli.errors import DuvaeError, UsageError
+from duvae_cli.options import command_problem
 from duvae_cli.probe.features import probe_features
 from duvae_cli.probe.linear import _batches, _init, _one_thread
-from duvae_cli.progress import SILENT, Reporter
+from duvae_cli.progress import SILENT, Reporter, note
 from duvae_cli.train.batching import ImageBatches
 
 DRAWINGS_PER_CHARACTER = 15
@@ -46,6 +47,12 @@ class AlphabetOptions:
     epochs: int = 300
     batch_size: int = 50
     lr: float = 1e-3
+    data_root: str | None = None  # a moved run: where else its data may be (data/locate.py)
+
+    def __post_init__(self):
+        problem = command_problem(seed=self.seed)  # declared in duvae_cli/options.py
+        if problem:
+            raise UsageError(problem)
 
 
 @dataclass
@@ -181,9 +188,9 @@ def classify_alphabets(run_dir: Path, options: AlphabetOptions = AlphabetOptions
     if bad:
         raise UsageError(f"--per-class {bad[0]}: must be in 1..{DRAWINGS_PER_CHARACTER}")
     device = resolve_device(options.device)
-    trained = load_trained(Path(run_dir), options.checkpoint, device=device)
-    for note in trained.data_notes:  # a split changed since training (data/binding.py)
-        reporter.log(note)
+    trained = load_trained(Path(run_dir), options.checkpoint, device=device, data_root=options.data_root)
+    for line in trained.data_notes:  # a split changed, data found elsewhere: shown even with -q
+        note(reporter, line)
     dataset = trained.dataset
     check_alphabets(dataset)
     pool, how = train_pool(dataset, options.seed)

@@ -15,10 +15,11 @@ import numpy as np
 
 from duvae_cli.data import binding
 from duvae_cli.errors import UsageError
+from duvae_cli.options import command_problem
 from duvae_cli.probe.features import probe_features, require_text_run
 from duvae_cli.probe.linear import ProbeSettings, fit_probe
 from duvae_cli.probe.subsets import LabelledSet, check_labelled, labelled_sets, official_budgets
-from duvae_cli.progress import SILENT, Reporter
+from duvae_cli.progress import SILENT, Reporter, note
 
 ESTIMATOR = "linear_probe"
 DEFAULT_BUDGET = 100
@@ -32,6 +33,13 @@ class ClassifyOptions:
     checkpoint: str = "best"
     device: str = "auto"
     settings: ProbeSettings = ProbeSettings()
+    data_root: str | None = None  # a moved run: where else its data may be (data/locate.py)
+
+    def __post_init__(self):
+        problem = command_problem(repeats=self.repeats, seed=self.seed,
+                                  **({"labels": min(self.budgets)} if self.budgets else {}))
+        if problem:  # limits declared in duvae_cli/options.py
+            raise UsageError(problem)
 
 
 @dataclass
@@ -88,15 +96,11 @@ def classify_run(run_dir: Path, options: ClassifyOptions = ClassifyOptions(),
     from duvae_cli.train.loop import resolve_device
     from duvae_cli.train.run import load_trained
 
-    if options.repeats < 1:
-        raise UsageError(f"--repeats {options.repeats}: must be >= 1")
-    if any(b < 1 for b in options.budgets):
-        raise UsageError(f"--labels {min(options.budgets)}: must be >= 1")
     require_text_run(Path(run_dir), "duvae classify")
     device = resolve_device(options.device)
-    trained = load_trained(Path(run_dir), options.checkpoint, device=device)
-    for note in trained.data_notes:  # a split changed since training (data/binding.py)
-        reporter.log(note)
+    trained = load_trained(Path(run_dir), options.checkpoint, device=device, data_root=options.data_root)
+    for line in trained.data_notes:  # a split changed, data found elsewhere: shown even with -q
+        note(reporter, line)
     return classify_trained(trained, options, reporter)
 
 

@@ -20,10 +20,16 @@ IMAGE_DATASETS = ("omniglot", "mnist")
 
 
 def dataset_kind(run_dir: Path) -> str:
-    """"text" or "image", from the dataset file the run was trained on (its name when the file is gone)."""
+    """"text" or "image": from the run's binding, else from the dataset file it was trained on, else (the
+    file gone: an old run moved) from the dataset's name."""
     import h5py
 
+    from duvae_cli.data import binding
+
     run_dir = Path(run_dir)
+    bound = binding.read(run_dir)
+    if bound is not None:
+        return str(bound["format"]["kind"])
     try:
         info = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
         with h5py.File(info["data_path"], "r") as f:

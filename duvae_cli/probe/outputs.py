@@ -19,14 +19,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import shutil
 from pathlib import Path
 
 import h5py
 import numpy as np
 
 from duvae_cli import __version__
-from duvae_cli.io import atomic_path, atomic_write_text
+from duvae_cli.io import atomic_h5, atomic_write_text
 from duvae_cli.metrics.store import locked_for_update  # the lock evaluate uses on metrics.h5
 from duvae_cli.probe.classify import ESTIMATOR, ProbeResult
 
@@ -94,13 +93,10 @@ def write_probe_h5(path: Path, result: ProbeResult, fill=None, group: str = "pro
     """Write the `probe` group of `path`, keeping every other group (and, when the checkpoint is the
     same, the probe subgroups of other budgets). `fill(group, result)` writes the group (default: the
     label-budget probe's layout)."""
-    with locked_for_update(path), atomic_path(path, suffix=".h5.tmp") as tmp:
-        if path.exists():
-            shutil.copyfile(path, tmp)
-        with h5py.File(tmp, "a") as f:
-            if group in f and f[group].attrs.get("checkpoint_sha256") != result.checkpoint_sha256:
-                del f[group]
-            (fill or _write_group)(f.require_group(group), result)
+    with locked_for_update(path), atomic_h5(path, update=True) as f:  # built in memory: io.atomic_h5
+        if group in f and f[group].attrs.get("checkpoint_sha256") != result.checkpoint_sha256:
+            del f[group]
+        (fill or _write_group)(f.require_group(group), result)
     return path
 
 
@@ -134,11 +130,11 @@ def _write_group(group: h5py.Group, result: ProbeResult) -> None:
             sub.create_dataset(name, data=array, track_times=False)
 
 
-def write_outputs(result: ProbeResult) -> list[Path]:
-    """probe.csv and metrics.h5 in the run directory."""
-    run_dir = Path(result.run_dir)
-    return [write_probe_csv(run_dir / "probe.csv", result),
-            write_probe_h5(run_dir / "metrics.h5", result, group=result.h5_group)]
+def write_outputs(result: ProbeResult, where: Path | None = None) -> list[Path]:
+    """probe.csv and metrics.h5 in the run directory, or in `where` (`classify --out DIR`)."""
+    folder = Path(where or result.run_dir)
+    return [write_probe_csv(folder / "probe.csv", result),
+            write_probe_h5(folder / "metrics.h5", result, group=result.h5_group)]
 
 
 def result_json(result: ProbeResult, files: list[Path]) -> dict:
@@ -197,12 +193,13 @@ def _write_alphabet_group(group: h5py.Group, result) -> None:
             sub.create_dataset(key, data=np.array([getattr(r, key) for r in rows]))
 
 
-def write_alphabet_outputs(result) -> list[Path]:
-    """probe.csv (other k of the same checkpoint kept) and the `probe` group of metrics.h5."""
-    run_dir = Path(result.run_dir)
+def write_alphabet_outputs(result, where: Path | None = None) -> list[Path]:
+    """probe.csv (other k of the same checkpoint kept) and the `probe` group of metrics.h5, in the run
+    directory or in `where`."""
+    folder = Path(where or result.run_dir)
     budgets = {r.per_class for r in result.records}
-    return [write_probe_rows(run_dir / "probe.csv", alphabet_rows(result), budgets, result.checkpoint_sha256),
-            write_probe_h5(run_dir / "metrics.h5", result, fill=_write_alphabet_group)]
+    return [write_probe_rows(folder / "probe.csv", alphabet_rows(result), budgets, result.checkpoint_sha256),
+            write_probe_h5(folder / "metrics.h5", result, fill=_write_alphabet_group)]
 
 
 def alphabet_json(result, files: list[Path]) -> dict:

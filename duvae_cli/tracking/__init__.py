@@ -15,6 +15,7 @@ from pathlib import Path
 
 from duvae_cli.errors import UsageError
 from duvae_cli.io import atomic_write_text
+from duvae_cli.options import command_problem
 from duvae_cli.tracking.records import epoch_scalars, hparams, step_scalars
 
 TRACKERS = ("csv", "tensorboard", "mlflow")
@@ -22,8 +23,9 @@ PACKAGES = {"tensorboard": "tensorboard", "mlflow": "mlflow"}  # tracker -> modu
 STATE = "tracking.json"
 
 
-def check_trackers(kinds: list[str] | None, every: int = 10, option: str = "--log") -> tuple[str, ...]:
-    """The trackers beyond csv, validated: unknown names and missing packages are usage errors."""
+def check_trackers(kinds: list[str] | None, every: int | None = 10, option: str = "--log") -> tuple[str, ...]:
+    """The trackers beyond csv, validated: unknown names and missing packages are usage errors.
+    `every`: --log-every (None: not given; 0 is refused, not read as the default)."""
     out = []
     for kind in kinds or ():
         if kind not in TRACKERS:
@@ -33,8 +35,9 @@ def check_trackers(kinds: list[str] | None, every: int = 10, option: str = "--lo
                              'pip install "duvae[tracking]"')
         if kind != "csv" and kind not in out:
             out.append(kind)
-    if every < 1:
-        raise UsageError(f"--log-every {every}: must be >= 1")
+    problem = command_problem(log_every=every)  # declared in duvae_cli/options.py
+    if problem:
+        raise UsageError(problem)
     return tuple(out)
 
 
@@ -101,7 +104,7 @@ class Tracker:
 def training_tracker(run_dir: Path, kinds: list[str] | None, every: int | None, resume: bool) -> Tracker | None:
     """The tracker of `duvae train`: `kinds` as given, else (on --resume) those the run logged to."""
     state = read_state(run_dir) if resume else {}
-    every = every or state.get("log_every", 10)
+    every = every if every is not None else state.get("log_every", 10)
     chosen = check_trackers(kinds if kinds is not None else state.get("trackers"), every)
     return Tracker(run_dir, chosen, every, resume) if chosen else None
 

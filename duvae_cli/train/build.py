@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from duvae_cli.errors import UsageError
+import torch
+
+from duvae_cli.errors import DuvaeError, UsageError
 from duvae_cli.models import VAE, build_regularizer
 from duvae_cli.models.flow import build_flow
 from duvae_cli.models.images import build_image_networks
@@ -12,11 +14,17 @@ from duvae_cli.train.config import TrainConfig, regularizer_name
 
 def build_model(config: TrainConfig, dataset) -> VAE:
     """LSTM encoder and decoder for a text dataset, ResNet + PixelCNN for an image dataset."""
-    if getattr(dataset, "kind", "text") == "image":
-        return build_image_model(config)
-    if config.size != "paper":
+    if getattr(dataset, "kind", "text") != "image" and config.size != "paper":
         raise UsageError(f"--size {config.size}: sizes other than paper exist for image datasets only")
-    return build_text_model(config, len(dataset.vocab))
+    try:
+        if getattr(dataset, "kind", "text") == "image":
+            return build_image_model(config)
+        return build_text_model(config, len(dataset.vocab))
+    except RuntimeError as exc:  # torch.OutOfMemoryError is one; the CPU allocator raises a plain one
+        if not isinstance(exc, torch.OutOfMemoryError) and "alloc" not in str(exc):
+            raise
+        sizes = f"embed_dim {config.embed_dim}, hidden_dim {config.hidden_dim}, latent_dim {config.latent_dim}"
+        raise DuvaeError(f"the model does not fit in memory ({sizes}; {str(exc).splitlines()[0][:80]})") from None
 
 
 def build_image_model(config: TrainConfig) -> VAE:

@@ -149,15 +149,22 @@ def validate(config: TrainConfig) -> None:
     """Types and ranges of every field, then the rules that tie fields together. Raises UsageError."""
     table = declared()
     typed_values(config.to_dict(), "")
-    for name, option in table.options.items():
-        value = getattr(config, name)
+    check_ranges(config.to_dict())
+    for ok, message in _cross_checks(config, table):
+        if not ok:
+            raise UsageError(message)
+
+
+def check_ranges(values: dict) -> None:
+    """UsageError naming the first field whose value is outside its declaration (range, choices);
+    `train --resume` checks the fields it changes with it."""
+    table = declared()
+    for name, value in values.items():
+        option = table.options[name]
         reason = option.problem(value)
         if reason:
             raise UsageError(f"{option.label} {value!r}: {reason}" if isinstance(value, str)
                              else f"{option.label} {value}: {reason}")
-    for ok, message in _cross_checks(config, table):
-        if not ok:
-            raise UsageError(message)
 
 
 def _cross_checks(c: TrainConfig, table: Declared) -> list[tuple[bool, str]]:

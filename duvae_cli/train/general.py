@@ -7,7 +7,10 @@ another value). The method options live with their methods (models/*.py, train/s
 
 from __future__ import annotations
 
-from duvae_cli.options import Option
+from duvae_cli.options import SEED_RANGE, Option
+
+# Upper bounds are sanity limits (a typo such as 1e20 fails here, in one line, instead of in torch):
+SIZE = "[1, 16384]"  # embedding and LSTM sizes; the paper's largest is 1024
 
 # Flags keep the names `duvae train` always had; `flag=False` fields are set with --set or --config.
 # `{models}`, `{strategies}`, `{flows}` in a help text are filled with the registered names.
@@ -15,10 +18,10 @@ GENERAL: tuple[Option, ...] = (
     Option("dataset", str, "synthetic", "Prepared dataset name (data/NAME/dataset.h5)."),
     Option("model", str, "du", "Regularizer: {models}; an IAF posterior with any of them: --flow iaf."),
     # architecture (text: LSTM sizes; encoder and decoder share hidden_dim)
-    Option("embed_dim", int, 512, "Word embedding size (text).", range=">= 1", flag=False),
-    Option("hidden_dim", int, 1024, "LSTM hidden size of encoder and decoder (text).", range=">= 1",
+    Option("embed_dim", int, 512, "Word embedding size (text).", range=SIZE, flag=False),
+    Option("hidden_dim", int, 1024, "LSTM hidden size of encoder and decoder (text).", range=SIZE,
            flag=False),
-    Option("latent_dim", int, 32, "Latent dimensions.", range=">= 1"),
+    Option("latent_dim", int, 32, "Latent dimensions.", range="[1, 4096]"),
     Option("dropout_in", float, 0.5, "Decoder dropout on the input embeddings (text).", range="[0, 1)",
            flag=False),
     Option("dropout_out", float, 0.5, "Decoder dropout on the LSTM outputs (text).", range="[0, 1)",
@@ -27,8 +30,8 @@ GENERAL: tuple[Option, ...] = (
            "channels and blocks; CPU-sized).", choices=("paper", "small")),
     Option("flow", str, "none", "Posterior flow: none or {flows} (the {flow_models} models set it)."),
     # schedule (design.md §2)
-    Option("epochs", int, 100, "Maximum epochs.", range=">= 1"),
-    Option("batch_size", int, 32, "Examples per batch (BatchNorm needs 2).", range=">= 2"),
+    Option("epochs", int, 100, "Maximum epochs.", range="[1, 100000]"),
+    Option("batch_size", int, 32, "Examples per batch (BatchNorm needs 2).", range="[2, 1000000]"),
     Option("optimizer", str, "sgd", "sgd (momentum 0, text) or adam (images).", choices=("sgd", "adam"),
            flag=False),
     Option("lr", float, 1.0, "Learning rate.", range="> 0"),
@@ -47,14 +50,14 @@ GENERAL: tuple[Option, ...] = (
     Option("strategy", str, "standard", "How a batch updates the model: {strategies}; composes with "
            "any --model."),
     # bookkeeping
-    Option("seed", int, 783435, "Random seed (recorded).", range=">= 0"),
+    Option("seed", int, 783435, "Random seed (recorded).", range=SEED_RANGE),
     Option("device", str, "auto", "auto, cpu, cuda or cuda:N."),
     Option("checkpoint_every", int, 0, "Also save last.pt every N steps (0: only at epoch ends).",
-           range=">= 0"),
+           range="[0, 1000000000]"),
     Option("precision", str, "auto", "auto (bf16 where the device has native bf16 matrix units and "
            "the model's bf16 parity is measured, else fp32), fp32, bf16 (autocast) or fp16 (CUDA).",
            choices=("auto", "fp32", "bf16", "fp16")),
-    Option("eval_batch_size", int, 128, "Examples per validation batch.", range=">= 1", flag=False),
+    Option("eval_batch_size", int, 128, "Examples per validation batch.", range="[1, 1000000]", flag=False),
     Option("data_root", str, "data", "Workspace of prepared datasets.", flag=False),
 )
 

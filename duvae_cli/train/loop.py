@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from duvae_cli.errors import DuvaeError
+from duvae_cli.errors import DuvaeError, UsageError
 from duvae_cli.interrupt import Interrupted
 from duvae_cli.tracking.records import epoch_record, step_record
 from duvae_cli.progress import SILENT, Reporter
@@ -64,10 +64,19 @@ class NonFiniteLoss(DuvaeError):
 
 
 def resolve_device(name: str) -> torch.device:
+    """`--device` (auto, cpu, cuda or cuda:N) as a torch device; a device this machine does not have
+    is a usage error (exit 2), found before any file is read."""
+    name = str(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise DuvaeError(f"--device {name}: CUDA is not available on this machine")
+    if name != "cpu" and not (name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit())):
+        raise UsageError(f"--device {name!r}: choose auto, cpu, cuda or cuda:N")
+    if name.startswith("cuda"):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise UsageError(f"--device {name}: CUDA is not available on this machine")
+        if name != "cuda" and int(name[5:]) >= count:
+            raise UsageError(f"--device {name}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
     return torch.device(name)
 
 

@@ -27,7 +27,20 @@ def options_markdown(table: Declared | None = None) -> str:
     lines += ["", "## Method options", "", "| field | flag | type | allowed | default | help |",
               "|---|---|---|---|---|---|"]
     lines += [_row(table, o) for name, o in table.options.items() if name in table.variants]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _command_limits()) + "\n"
+
+
+def _command_limits() -> list[str]:
+    """The other commands' limits (options.COMMAND_OPTIONS), checked where each command validates."""
+    from duvae_cli.options import COMMAND_OPTIONS
+
+    return ["", "## Limits of the other commands' options", "",
+            "Declared once in `duvae_cli/options.py` (`COMMAND_OPTIONS`) and checked by `evaluate`, `classify`,",
+            "`generate`, `visualize`, `prepare` and `train --log-every` wherever the option exists; a value",
+            "outside is one line naming the option, exit 2.", "",
+            "| option | type | allowed | what |", "|---|---|---|---|",
+            *(f"| `{o.flag_name}` | {o.type.__name__} | {o.constraint()} | {o.help} |"
+              for o in COMMAND_OPTIONS.values())]
 
 
 def _row(table: Declared, option) -> str:

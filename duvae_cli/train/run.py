@@ -139,12 +139,14 @@ class Trained:
     dataset: object  # duvae_cli.data.store.TextDataset | ImageDataset
     checkpoint: Path
     checkpoint_sha256: str
-    data_notes: tuple = ()  # one line per split changed or added since training (data/binding.py)
+    data_notes: tuple = ()  # where the data was found (data/locate.py), each split changed since training
 
 
-def load_trained(run_dir: Path, checkpoint: str = "best", device: str = "cpu") -> Trained:
-    """Reload the model of a run (`best` or `last` checkpoint) and the dataset it was trained on."""
-    from duvae_cli.data.store import load_dataset
+def load_trained(run_dir: Path, checkpoint: str = "best", device: str = "cpu",
+                 data_root: str | Path | None = None) -> Trained:
+    """Reload the model of a run (`best` or `last` checkpoint) and the dataset it was trained on (a
+    moved run: the same data under `data_root`, its config's data_root or data/; data/locate.py)."""
+    from duvae_cli.data.locate import data_roots, run_dataset
     from duvae_cli.train.build import build_model
     from duvae_cli.train.selfcheck import check_checkpoint
 
@@ -156,8 +158,9 @@ def load_trained(run_dir: Path, checkpoint: str = "best", device: str = "cpu") -
         raise DuvaeError(f"--checkpoint {checkpoint!r}: choose best or last")
     config = read_config(run_dir)
     info = read_json(run_dir / "manifest.json")
-    dataset = load_dataset(Path(info["data_path"]))
-    notes = binding.check(run_dir, dataset)  # a different vocabulary or format stops here
+    roots = data_roots(data_root, config.data_root)
+    dataset, found = run_dataset(run_dir, info.get("data_path"), config.dataset, roots)  # found: a note or None
+    notes = [*filter(None, [found]), *binding.check(run_dir, dataset)]  # a different vocabulary stops here
     path = run_dir / "checkpoints" / f"{checkpoint}.pt"
     state, sha256 = load_checkpoint_hashed(path, device)
     check_checkpoint(state, config, path)  # config.json agrees with the checkpoint; finite weights

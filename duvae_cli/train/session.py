@@ -12,10 +12,10 @@ from duvae_cli import interrupt, locking
 from duvae_cli.data import binding
 from duvae_cli.errors import DuvaeError, UsageError
 from duvae_cli.interrupt import Interrupted
-from duvae_cli.progress import SILENT, Reporter
+from duvae_cli.progress import SILENT, Reporter, note
 from duvae_cli.train import distributed
 from duvae_cli.tracking import check_trackers, training_tracker
-from duvae_cli.train.config import TrainConfig
+from duvae_cli.train.config import TrainConfig, check_ranges
 from duvae_cli.train.loop import resolve_device, train
 from duvae_cli.train.precision import Precision, resolve_auto
 from duvae_cli.train.run import (load_checkpoint, manifest, new_run_dir, point_latest, read_config, read_json,
@@ -54,7 +54,7 @@ def start_run(config: TrainConfig, runs_root: Path = Path("runs"), run_dir: Path
     checkpoint is removed again; `runs/latest` moves to a run once it has a checkpoint. `log`: trackers
     (tracking/)."""
     _check_runnable(config)  # before a run directory exists
-    check_trackers(log, log_every or 10)
+    check_trackers(log, log_every)
     with distributed.main_first(distributed.world()):
         path, dataset = open_training_data(config, reporter)
     config, why = _resolve_precision(config, getattr(dataset, "kind", "text"))
@@ -135,14 +135,15 @@ def resume_run(run_dir: Path, epochs: int | None = None, device: str | None = No
         changes = {k: v for k, v in (("epochs", epochs), ("device", device)) if v is not None}
         here = distributed.world()
         if changes:
+            check_ranges(changes)  # --epochs 99999999999999999999 is refused, not stored
             config = TrainConfig(**{**config.to_dict(), **changes})
         _check_runnable(config)
-        check_trackers(log, log_every or 10)
+        check_trackers(log, log_every)
         info = read_json(run_dir / "manifest.json")
         with distributed.main_first(here):
-            path, dataset = open_training_data(config, reporter)
-        for note in binding.check(run_dir, dataset, exact=binding.RESUME_SPLITS):
-            reporter.log(note)
+            path, dataset = _resume_data(run_dir, config, info, reporter)
+        for line in binding.check(run_dir, dataset, exact=binding.RESUME_SPLITS):
+            note(reporter, line)
         _check_ranks_data(run_dir, dataset, info.get("data_binding") or binding.describe(dataset))
         if changes and here.is_main:
             write_json(run_dir / "config.json", config.to_dict())
@@ -156,6 +157,25 @@ def _check_last(run_dir: Path, config: TrainConfig) -> None:
     """last.pt agrees with config.json and is finite (train/selfcheck.py), before anything is written."""
     last = run_dir / "checkpoints" / "last.pt"
     check_checkpoint(load_checkpoint(last, "cpu"), config, last)
+
+def _resume_data(run_dir: Path, config: TrainConfig, info: dict, reporter: Reporter):
+    """The data a resumed run goes on with: its config's DATA_ROOT/NAME; for a moved run, the same data
+    at the recorded path or under data/ (data/locate.py, one note); synthetic data is made again."""
+    from duvae_cli.data.locate import data_roots, run_dataset
+    from duvae_cli.data.store import dataset_path
+
+    if dataset_path(config.dataset, config.data_root).exists():
+        return open_training_data(config, reporter)
+    try:
+        dataset, found = run_dataset(run_dir, info.get("data_path"), config.dataset, data_roots(config.data_root),
+                                     hint="put the same dataset at data/{name}/dataset.h5")
+    except DuvaeError:
+        if config.dataset == "synthetic":  # generated again, bit for bit; the binding check below holds it
+            return open_training_data(config, reporter)
+        raise
+    if found:
+        note(reporter, found)
+    return Path(dataset.path), dataset
 
 
 def _check_runnable(config: TrainConfig) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from duvae_cli.probe.features import encode_split
-from duvae_cli.progress import SILENT
+from duvae_cli.progress import SILENT, note
 
 CHUNK = 65536  # examples per pass
 
@@ -63,7 +63,7 @@ def encode_all(model, split, batch_size: int, device, chunk: int = CHUNK) -> dic
 
 def encode_file(run_dir: Path, input_path: Path, out: Path | None = None, split: str | None = None,
                 checkpoint: str = "best", device: str = "auto", reporter=SILENT, name: str | None = None,
-                chunk: int = CHUNK) -> dict:
+                chunk: int = CHUNK, data_root: Path | None = None) -> dict:
     """`duvae encode`: read INPUT with the run's tokenizer, encode it chunk by chunk, write the rows
     (writers.py: by the extension of `out`, JSON lines on stdout without one); returns a summary."""
     from duvae_cli import __version__
@@ -75,7 +75,9 @@ def encode_file(run_dir: Path, input_path: Path, out: Path | None = None, split:
 
     check_out(out)  # a bad extension fails before the model is loaded
     resolved = resolve_device(device)
-    trained = load_trained(Path(run_dir), checkpoint, device=resolved)
+    trained = load_trained(Path(run_dir), checkpoint, device=resolved, data_root=data_root)
+    for line in trained.data_notes:  # e.g. a moved run's data found elsewhere (data/locate.py)
+        note(reporter, line)
     data = read_input(input_path, trained.dataset, split, name)
     log_input(data, reporter)
     names = columns(trained.model)

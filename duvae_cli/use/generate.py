@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from duvae_cli.errors import UsageError
+from duvae_cli.options import command_problem
 from duvae_cli.probe.features import encode_split
 from duvae_cli.use.decode import beam_search, greedy, sample
 
@@ -36,8 +37,10 @@ class DecodeOptions:
     def __post_init__(self):
         if self.method not in METHODS:
             raise UsageError(f"--decode {self.method!r}: choose one of: {', '.join(METHODS)}")
-        if self.beam < 1 or self.temperature <= 0 or (self.max_length is not None and self.max_length < 1):
-            raise UsageError("--beam and --max-length must be >= 1 and --temperature > 0")
+        problem = command_problem(beam=self.beam, temperature=self.temperature, max_length=self.max_length,
+                                  seed=self.seed)  # limits declared in duvae_cli/options.py
+        if problem:
+            raise UsageError(problem)
 
     def generator(self) -> torch.Generator:
         return torch.Generator().manual_seed(self.seed)
@@ -56,15 +59,17 @@ def input_codes(model, split, batch_size: int, device) -> torch.Tensor:
 
 def prior_codes(n: int, dim: int, seed: int) -> torch.Tensor:
     """float32 (n, D) ~ N(0, I), reproducible from `seed`."""
-    if n < 1:
-        raise UsageError(f"--sample {n}: must be >= 1")
+    problem = command_problem(sample=n, seed=seed)
+    if problem:
+        raise UsageError(problem)
     return torch.randn(n, dim, generator=torch.Generator().manual_seed(seed))
 
 
 def interpolation_codes(start: torch.Tensor, end: torch.Tensor, steps: int) -> tuple[np.ndarray, torch.Tensor]:
     """(t (K,), codes (K, D)): K points on the segment from `start` (D,) to `end` (D,), both included."""
-    if steps < 2:
-        raise UsageError(f"--steps {steps}: must be >= 2 (the two endpoints)")
+    problem = command_problem(steps=steps)  # >= 2: the two endpoints
+    if problem:
+        raise UsageError(problem)
     t = np.linspace(0.0, 1.0, steps)
     weights = torch.as_tensor(t, dtype=start.dtype)[:, None]
     codes = start[None] + weights * (end - start)[None]

@@ -32,19 +32,23 @@ def bind(trained, splits: dict, fingerprint: str, subsets: dict | None = None):
 
 
 def evaluate_data(run_dir: Path, data_path: Path, split: str | None, checkpoint: str, options,
-                  device: str = "auto", reporter=SILENT, name: str | None = None):
-    """Evaluate INPUT as `duvae evaluate` evaluates a split; returns the EvalReport (files written)."""
+                  device: str = "auto", reporter=SILENT, name: str | None = None, out: Path | None = None,
+                  data_root: Path | None = None):
+    """Evaluate INPUT as `duvae evaluate` evaluates a split; returns the EvalReport (files written,
+    into `out` when given)."""
+    from duvae_cli.io import results_dir
     from duvae_cli.metrics.report import evaluate_trained
     from duvae_cli.train.loop import resolve_device
     from duvae_cli.train.run import load_trained
 
     if checkpoint not in ("best", "last"):
         raise UsageError(f"--checkpoint {checkpoint!r}: choose best or last")
-    trained = load_trained(Path(run_dir), checkpoint, device=resolve_device(device))
+    results_dir(Path(run_dir), out)  # a read-only run without --out stops before any work
+    trained = load_trained(Path(run_dir), checkpoint, device=resolve_device(device), data_root=data_root)
     data = read_input(data_path, trained.dataset, split, name)
     log_input(data, reporter)
     report = evaluate_trained(bind(trained, {data.label: data.split}, data.fingerprint), data.label,
-                              options, reporter)
+                              options, reporter, out=out)
     report.identity["data"] = data.source
     return report
 
@@ -108,7 +112,7 @@ def classify_data(run_dir: Path, specs: list[str], options, reporter=SILENT):
 
     require_text_run(Path(run_dir), "duvae classify --data")
     device = resolve_device(options.device)
-    trained = load_trained(Path(run_dir), options.checkpoint, device=device)
+    trained = load_trained(Path(run_dir), options.checkpoint, device=device, data_root=options.data_root)
     splits, subsets = read_labelled(specs, trained.dataset)
     for data in splits.values():
         log_input(data, reporter)

@@ -11,7 +11,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from duvae_cli.errors import DuvaeError
-from duvae_cli.progress import SILENT, Reporter, warn
+from duvae_cli.progress import SILENT, Reporter, note
 from duvae_cli.tables import fresh
 from duvae_cli.tables.runs import SETTINGS, MetricValue, metric_value, read_config, settings_of
 from duvae_cli.viz.figure import label_figure, new_figure
@@ -67,7 +67,7 @@ def draw_grid(runs: list[Path], metric: str, split: str = "test", checkpoint: st
     """The heat map; a cell holding a stale number says so, and so does one line on stderr."""
     values = grid_values(runs, metric, split, checkpoint)
     if values["note"]:
-        warn(reporter, values["note"])
+        note(reporter, values["note"])
     mean, count = values["mean"], values["count"]
     fig = new_figure(1.1 * len(values["ps"]) + 3.0, 0.8 * len(values["gammas"]) + 2.5)
     ax = fig.subplots()

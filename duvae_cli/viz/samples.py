@@ -13,6 +13,7 @@ import torch
 
 from duvae_cli.errors import UsageError
 from duvae_cli.io import atomic_write_text
+from duvae_cli.options import command_problem
 from duvae_cli.probe.features import mean_codes
 from duvae_cli.viz.artifacts import load_trained_text
 from duvae_cli.use.generate import DecodeOptions, decode_codes
@@ -29,12 +30,14 @@ class SampleOptions:
     checkpoint: str = "best"
     device: str = "auto"
 
+    def __post_init__(self):  # checked for every --kind: a bad --seed fails whatever is drawn
+        problem = command_problem(n=self.n, beam=self.beam, temperature=self.temperature,
+                                  max_length=self.max_length, seed=self.seed)
+        if problem:  # limits declared in duvae_cli/options.py
+            raise UsageError(problem)
+
 
 def sample_text(run_dir: Path, options: SampleOptions = SampleOptions()) -> str:
-    if options.n < 1 or options.beam < 1 or options.temperature <= 0:
-        raise UsageError("--n and --beam must be >= 1 and --temperature > 0")
-    if options.max_length is not None and options.max_length < 1:
-        raise UsageError(f"--max-length {options.max_length}: must be >= 1 (words per sentence)")
     trained, device = load_trained_text(run_dir, options.checkpoint, options.device, "duvae visualize")
     dataset, decoder = trained.dataset, trained.model.decoder
     if options.split not in dataset.splits:
