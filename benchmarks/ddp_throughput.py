@@ -3,7 +3,7 @@
 Every process runs 1 intra-op thread, so 2 processes use 2 cores where 1 process uses one: the
 figure is how much of the second core DDP turns into sentences/s, after the per-step collectives
 (batch sizes, the global-batch statistics, BatchNorm on the means, DDP's gradient all-reduce). Each
-run trains DU-VAE (KL weight 1, the loop's own `train_step` through `distributed.replicate`) on the
+run trains DU-VAE (KL weight 1, the loop's own `train_step` through `parallel.replicate`) on the
 length-bucketed global batches the loop makes from the real short-yelp sentences
 (`short_yelp.train.10000.txt`); every rank takes its contiguous shard. After `--warmup` untimed
 steps, each repeat times `--steps` steps between barriers; sentences/s counts global sentences.
@@ -37,11 +37,12 @@ def measure(name: str, steps: int, warmup: int, repeats: int, batch_size: int, d
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from train_throughput import load_sentences
 
-    from duvae_cli.train import distributed
-    from duvae_cli.train.batching import make_batch, plan_batches, sentence_lengths
-    from duvae_cli.train.build import build_text_model
-    from duvae_cli.train.config import resolve_config
-    from duvae_cli.train.loop import make_optimizer, train_step
+    from duvae_cli.runtime import distributed
+    from duvae_cli.train import parallel
+    from duvae_cli.data.batching import make_batch, plan_batches, sentence_lengths
+    from duvae_cli.config.build import build_text_model
+    from duvae_cli.config.resolve import resolve_config
+    from duvae_cli.optim import make_optimizer, train_step
 
     torch.set_num_threads(1)
     here = distributed.join()
@@ -52,7 +53,7 @@ def measure(name: str, steps: int, warmup: int, repeats: int, batch_size: int, d
     torch.manual_seed(0)
     model = build_text_model(config, vocab_size).train()
     optimizer = make_optimizer(config, model, config.lr)
-    runner = distributed.replicate(model, here, config)
+    runner = parallel.replicate(model, here, config)
     plan = plan_batches(sentence_lengths(offsets), batch_size, np.random.default_rng(0), here.min_batch())
     batches = [make_batch(tokens, offsets, b) for b in plan]  # global: each rank trains on its shard
     barrier = dist.barrier if here.active else (lambda: None)

@@ -46,9 +46,9 @@ def agreement_train(device: str = "cuda", sentences: int = 32) -> dict:
     import numpy as np
     import torch
 
-    from duvae_cli.train.batching import make_batch, plan_batches, sentence_lengths
-    from duvae_cli.train.build import build_text_model
-    from duvae_cli.train.config import resolve_config
+    from duvae_cli.data.batching import make_batch, plan_batches, sentence_lengths
+    from duvae_cli.config.build import build_text_model
+    from duvae_cli.config.resolve import resolve_config
 
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     vocab = vs.official_vocab()
@@ -82,9 +82,10 @@ def agreement_train(device: str = "cuda", sentences: int = 32) -> dict:
 def agreement_iw(device: str = "cuda", sentences: int = 20, iw_samples: int = 100) -> dict:
     import torch
 
-    from duvae_cli.metrics import EvalOptions, TextExamples, score_examples
-    from duvae_cli.train.build import build_text_model
-    from duvae_cli.train.config import resolve_config
+    from duvae_cli.data.batching import TextBatches
+from duvae_cli.metrics import EvalOptions, score_examples
+    from duvae_cli.config.build import build_text_model
+    from duvae_cli.config.resolve import resolve_config
 
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     vocab = vs.official_vocab()
@@ -94,8 +95,8 @@ def agreement_iw(device: str = "cuda", sentences: int = 20, iw_samples: int = 10
     cpu = build_text_model(config, len(vocab)).eval()
     gpu = copy.deepcopy(cpu).to(device)
     options = EvalOptions(iw_samples=iw_samples)
-    a = score_examples(cpu, TextExamples(split), options)["iw_nll"]
-    b = score_examples(gpu, TextExamples(split), options)["iw_nll"]
+    a = score_examples(cpu, TextBatches(split), options)["iw_nll"]
+    b = score_examples(gpu, TextBatches(split), options)["iw_nll"]
     worst = float(abs(a - b).max())
     return dict(sentences=sentences, iw_samples=iw_samples, mean_iw_nll_cpu=float(a.mean()),
                 mean_iw_nll_cuda=float(b.mean()), max_abs_difference=worst, ok=worst <= IW_TOLERANCE,

@@ -27,10 +27,10 @@ def measure(size: str, steps: int, warmup: int, repeats: int, iw_images: int, iw
 
     from duvae_cli.data.store import ImageSplit
     from duvae_cli.metrics.evaluate import EvalOptions, score_examples
-    from duvae_cli.train.batching import ImageBatches
-    from duvae_cli.train.build import build_image_model
-    from duvae_cli.train.config import resolve_config
-    from duvae_cli.train.loop import make_optimizer, train_step
+    from duvae_cli.data.batching import ImageBatches
+    from duvae_cli.config.build import build_image_model
+    from duvae_cli.config.resolve import resolve_config
+    from duvae_cli.optim import make_optimizer, train_step
 
     config = resolve_config("omniglot", "du", dict(size=size))
     torch.manual_seed(0)

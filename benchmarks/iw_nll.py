@@ -33,12 +33,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from duvae_cli.metrics import EvalOptions, TextExamples, score_examples
+from duvae_cli.data.batching import TextBatches
+from duvae_cli.metrics import EvalOptions, score_examples
 from duvae_cli.metrics.iw import example_noise
 from duvae_cli.models.gaussian import LOG_2PI
-from duvae_cli.train.batching import make_batch
-from duvae_cli.train.build import build_text_model
-from duvae_cli.train.config import TrainConfig
+from duvae_cli.data.batching import make_batch
+from duvae_cli.config.build import build_text_model
+from duvae_cli.config.resolve import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 RAW = REPO.parent / "shared" / "data" / "short_yelp"
@@ -133,7 +134,7 @@ def bench_config(name: str, split: Split, vocab: int, args) -> None:
     batched_times, reference_times = [], []
     for _ in range(args.repeats):
         start = time.perf_counter()
-        batched = score_examples(model, TextExamples(split), options)["iw_nll"]
+        batched = score_examples(model, TextBatches(split), options)["iw_nll"]
         batched_times.append((time.perf_counter() - start) / n)
         if not args.skip_reference:
             start = time.perf_counter()

@@ -42,10 +42,10 @@ def measure(name: str, steps: int, warmup: int, repeats: int, data: Path) -> dic
     import numpy as np
     import torch
 
-    from duvae_cli.train.batching import make_batch, plan_batches, sentence_lengths
-    from duvae_cli.train.build import build_text_model
-    from duvae_cli.train.config import resolve_config
-    from duvae_cli.train.loop import train_step
+    from duvae_cli.data.batching import make_batch, plan_batches, sentence_lengths
+    from duvae_cli.config.build import build_text_model
+    from duvae_cli.config.resolve import resolve_config
+    from duvae_cli.optim import train_step
 
     embed, hidden, latent = SIZES[name]
     vocab_size, tokens, offsets = load_sentences(data)

@@ -69,12 +69,12 @@ def duvae_train(size: str, steps: int, device: str = "cpu", precision: str = "au
     import numpy as np
     import torch
 
-    from duvae_cli.train.batching import make_batch, plan_batches, sentence_lengths
-    from duvae_cli.train.build import build_text_model
-    from duvae_cli.train.config import resolve_config
-    from duvae_cli.train.loop import kl_weight_at
-    from duvae_cli.train.precision import Precision, resolve_auto
-    from duvae_cli.train.step import train_step
+    from duvae_cli.data.batching import make_batch, plan_batches, sentence_lengths
+    from duvae_cli.config.build import build_text_model
+    from duvae_cli.config.resolve import resolve_config
+    from duvae_cli.train.schedule import kl_weight_at
+    from duvae_cli.runtime.precision import Precision, resolve_auto
+    from duvae_cli.optim import train_step
 
     vocab = official_vocab()
     tokens, offsets = read_split(DATA / "short_yelp.train.10000.txt", vocab)
@@ -118,9 +118,10 @@ def duvae_iw(size: str, sentences: int, iw_samples: int, device: str = "cpu") ->
     """s/sentence of duvae's IW-NLL (score_examples, fp32) on the first `sentences` test lines."""
     import torch
 
-    from duvae_cli.metrics import EvalOptions, TextExamples, score_examples
-    from duvae_cli.train.build import build_text_model
-    from duvae_cli.train.config import resolve_config
+    from duvae_cli.data.batching import TextBatches
+from duvae_cli.metrics import EvalOptions, score_examples
+    from duvae_cli.config.build import build_text_model
+    from duvae_cli.config.resolve import resolve_config
 
     vocab = official_vocab()
     split = Split(*read_split(DATA / "short_yelp.test.txt", vocab, sentences))
@@ -131,10 +132,10 @@ def duvae_iw(size: str, sentences: int, iw_samples: int, device: str = "cpu") ->
     model = build_text_model(config, len(vocab)).to(where).eval()
     options = EvalOptions(iw_samples=iw_samples)
     warm = Split(split.tokens[: split.offsets[3]], split.offsets[:4])
-    score_examples(model, TextExamples(warm), options)  # warm-up, untimed (as the reference's 3)
+    score_examples(model, TextBatches(warm), options)  # warm-up, untimed (as the reference's 3)
     _sync(where)
     start = time.perf_counter()
-    scores = score_examples(model, TextExamples(split), options)
+    scores = score_examples(model, TextBatches(split), options)
     _sync(where)
     seconds = time.perf_counter() - start
     return dict(s_per_sentence=seconds / sentences, iw_nll=float(scores["iw_nll"].mean()), precision="fp32",
@@ -142,7 +143,7 @@ def duvae_iw(size: str, sentences: int, iw_samples: int, device: str = "cpu") ->
 
 
 class Split:
-    """A split as TextExamples reads it: flat token ids and offsets."""
+    """A split as TextBatches reads it: flat token ids and offsets."""
 
     def __init__(self, tokens, offsets):
         self.tokens, self.offsets = tokens, offsets

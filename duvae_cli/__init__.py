@@ -2,7 +2,8 @@
 
 The public Python API (docs/api.md), imported on first use so that `import duvae_cli` stays light:
 `load(run_dir)` -> `Model` (encode, score, reconstruct, sample, interpolate); the building
-blocks `VAE`, `build_regularizer`, `REGULARIZERS`, `build_flow`, `FLOWS`; and the tables across runs
+blocks `VAE`, `build_regularizer`, `REGULARIZERS`, `build_flow`, `FLOWS`, `STRATEGIES` (every
+method registered, duvae_cli/methods/); and the tables across runs
 `build_report(run_dirs)` -> `ReportTable` (every number checked against its run's checkpoint),
 `format_table`.
 """
@@ -10,8 +11,8 @@ blocks `VAE`, `build_regularizer`, `REGULARIZERS`, `build_flow`, `FLOWS`; and th
 __version__ = "0.1.0"
 
 _API = {"load": "duvae_cli.api", "Model": "duvae_cli.api", "VAE": "duvae_cli.models",
-        "build_regularizer": "duvae_cli.models", "REGULARIZERS": "duvae_cli.models",
-        "build_flow": "duvae_cli.models", "FLOWS": "duvae_cli.models",
+        "build_regularizer": "duvae_cli.methods", "REGULARIZERS": "duvae_cli.methods",
+        "build_flow": "duvae_cli.methods", "FLOWS": "duvae_cli.methods", "STRATEGIES": "duvae_cli.methods",
         "build_report": "duvae_cli.tables", "ReportTable": "duvae_cli.tables", "format_table": "duvae_cli.tables"}
 __all__ = ["__version__", *_API]
 

@@ -115,8 +115,8 @@ def load(run_dir: str | Path = "runs/latest", checkpoint: str = "best", device: 
     """A trained run (its `best` or `last` checkpoint) and the dataset it was trained on, in eval mode.
     A moved run finds the same data under `data_root`, its config's data_root or data/ (docs/runs.md);
     `model.trained.data_notes` says where."""
-    from duvae_cli.train.loop import resolve_device
-    from duvae_cli.train.run import load_trained
+    from duvae_cli.runtime import as_device
+    from duvae_cli.runs.load import load_trained
 
-    resolved = resolve_device(device)
+    resolved = as_device(device)
     return Model(load_trained(Path(run_dir), checkpoint, device=resolved, data_root=data_root), resolved)

@@ -15,10 +15,11 @@ import numpy as np
 import pytest
 import torch
 
-from duvae_cli.metrics import EvalOptions, TextExamples, score_examples
-from duvae_cli.train.batching import make_batch
-from duvae_cli.train.build import build_text_model
-from duvae_cli.train.config import resolve_config
+from duvae_cli.data.batching import TextBatches
+from duvae_cli.metrics import EvalOptions, score_examples
+from duvae_cli.data.batching import make_batch
+from duvae_cli.config.build import build_text_model
+from duvae_cli.config.resolve import resolve_config
 
 
 class _Split:
@@ -62,8 +63,8 @@ def test_iw_nll_agrees_on_cpu_and_cuda(toy):
     model, tokens, offsets = toy
     split = _Split(tokens, offsets)
     options = EvalOptions(iw_samples=50)
-    a = score_examples(model, TextExamples(split), options)["iw_nll"]
-    b = score_examples(copy.deepcopy(model).cuda(), TextExamples(split), options)["iw_nll"]
+    a = score_examples(model, TextBatches(split), options)["iw_nll"]
+    b = score_examples(copy.deepcopy(model).cuda(), TextBatches(split), options)["iw_nll"]
     assert np.abs(a - b).max() < 1e-3
 
 

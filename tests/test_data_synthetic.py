@@ -8,9 +8,10 @@ import functools
 import numpy as np
 import pytest
 
-from duvae_cli.data import PrepareOptions, load_dataset, prepare_dataset
-from duvae_cli.data import synthetic
-from duvae_cli.data.synthetic import MEANS, SyntheticConfig, generate
+from duvae_cli.data import load_dataset
+from duvae_cli.prepare import PrepareOptions, prepare_dataset
+from duvae_cli.prepare import synthetic
+from duvae_cli.prepare.synthetic import MEANS, SyntheticConfig, generate
 
 # sha256 of (tokens int64, labels int64, z float32) of the default generator: pins the data itself
 # across machines and numpy versions (file bytes also depend on the HDF5 library).

@@ -35,13 +35,13 @@ import torch.multiprocessing as mp
 
 from interrupting import Interrupt, StopAfter, assert_same_run
 
-from duvae_cli.data import synthetic
-from duvae_cli.data.prepare import PrepareOptions, prepare_dataset
+from duvae_cli.prepare import synthetic
+from duvae_cli.prepare.prepare import PrepareOptions, prepare_dataset
 from duvae_cli.errors import UsageError
 from duvae_cli.metrics import EvalOptions, evaluate_run
-from duvae_cli.train import distributed
-from duvae_cli.train.batching import plan_batches
-from duvae_cli.train.config import resolve_config
+from duvae_cli.runtime import distributed
+from duvae_cli.data.batching import plan_batches
+from duvae_cli.config.resolve import resolve_config
 from duvae_cli.train.global_bn import convert_batch_norm
 from duvae_cli.train.session import resume_run, start_run
 

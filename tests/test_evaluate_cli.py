@@ -12,9 +12,10 @@ import pytest
 import torch
 
 from duvae_cli.data.store import SPECIALS, Built, SplitData, load_dataset, write_dataset
-from duvae_cli.train.build import build_text_model
-from duvae_cli.train.config import resolve_config
-from duvae_cli.train.run import manifest, new_run_dir, save_checkpoint, write_json
+from duvae_cli.config.build import build_text_model
+from duvae_cli.config.resolve import resolve_config
+from duvae_cli.runs.checkpoint import save_checkpoint
+from duvae_cli.runs.run import manifest, new_run_dir, write_json
 
 
 

@@ -13,10 +13,11 @@ import pytest
 import torch
 
 from duvae_cli.errors import UsageError
-from duvae_cli.metrics import EvalOptions, evaluate_trained, score_examples, TextExamples
+from duvae_cli.data.batching import TextBatches
+from duvae_cli.metrics import EvalOptions, evaluate_trained, score_examples
 from duvae_cli.metrics.store import PartialResults
-from duvae_cli.train.build import build_text_model
-from duvae_cli.train.config import TrainConfig
+from duvae_cli.config.build import build_text_model
+from duvae_cli.config.resolve import TrainConfig
 
 
 
@@ -129,7 +130,7 @@ def test_an_interrupted_evaluation_resumes_where_it_stopped(tmp_path, flush_seco
 
 def test_partial_results_are_only_resumed_with_the_same_key(tmp_path):
     trained = toy_trained(tmp_path / "run")
-    examples = TextExamples(trained.dataset.splits["test"])
+    examples = TextBatches(trained.dataset.splits["test"])
     key = {"split": "test", "seed": 1, "iw_samples": 4}
     options = EvalOptions(iw_samples=4, seed=1, flush_seconds=0.0)
     score_examples(trained.model, examples, options, partial=PartialResults(tmp_path / "p", key))

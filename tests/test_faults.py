@@ -159,7 +159,7 @@ def test_disk_full_names_the_file_and_keeps_the_previous_checkpoint(workspace, m
     dead end, runs/latest untouched); later, the previous last.pt stays intact."""
     import torch
 
-    from duvae_cli.train import run as run_module
+    from duvae_cli.runs import checkpoint as run_module
 
     monkeypatch.chdir(workspace)
     latest = os.readlink(workspace / "runs" / "latest") if (workspace / "runs" / "latest").is_symlink() else None
@@ -566,7 +566,7 @@ def test_a_one_sentence_data_file_leaks_no_warning(ws28, monkeypatch, capsys):
 
 def test_any_file_error_is_one_line_naming_the_file(monkeypatch, capsys):
     """The last net (cli.main): an OSError with a file name that no library code wrapped."""
-    from duvae_cli.data import prepare
+    from duvae_cli.prepare import prepare
 
     def denied(*args, **kwargs):
         raise PermissionError(13, "Permission denied", "/srv/data/x/dataset.h5")

@@ -14,14 +14,16 @@ from test_strategies import OneBatch, _informative
 from test_train_loop import _config
 
 from duvae_cli.metrics.posterior import mi_per_batch, mi_whole_set
-from duvae_cli.models.du import ALPHA
-from duvae_cli.models.regularizers import build_regularizer
+from duvae_cli.methods.du import ALPHA
+from duvae_cli.methods import build_regularizer
 from duvae_cli.models.vae import Posterior
-from duvae_cli.train.build import build_image_model, build_text_model
-from duvae_cli.train.config import resolve_config
+from duvae_cli.config.build import build_image_model, build_text_model
+from duvae_cli.config.resolve import resolve_config
 from duvae_cli.train.loop import LoopState
-from duvae_cli.train.strategies import SVI_CLIP, Aggressive, refine, update
-from duvae_cli.train.batching import batches_for
+from duvae_cli.methods.aggressive import Aggressive
+from duvae_cli.methods.savi import SVI_CLIP, refine
+from duvae_cli.optim import update
+from duvae_cli.data.batching import batches_for
 from duvae_cli.train.validate import validate
 
 toy_dataset = test_train_loop.toy_dataset  # the loop tests' fixture

@@ -9,7 +9,8 @@ import pytest
 import torch
 from torch.autograd.functional import jacobian
 
-from duvae_cli.models.flow import GATE_BIAS, IAF, IAFBlock, MADE, build_flow, made_masks
+from duvae_cli.methods import build_flow
+from duvae_cli.methods.iaf import GATE_BIAS, IAF, IAFBlock, MADE, made_masks
 
 
 def random_flow(latent_dim: int, depth: int, width: int = 4, seed: int = 0) -> IAF:
@@ -53,7 +54,7 @@ def test_masks_follow_the_degree_rules_and_are_the_same_for_every_block():
     paths = third @ second @ first  # (2D, D)
     for half in paths.split(4):
         assert (half.triu() == 0).all()
-    flow = IAF(4, depth=3, width=4)
+    flow = IAF(4, flow_depth=3, flow_width=4)
     masks = [[layer.mask for layer in block.made.layers] for block in flow.blocks]
     assert all(torch.equal(a, b) for other in masks[1:] for a, b in zip(masks[0], other))
 
@@ -109,7 +110,7 @@ def test_saturated_gates_make_the_flow_the_identity_up_to_the_reversals(depth):
 
 
 def test_gates_start_at_bias_two_near_the_identity():
-    flow = IAF(8, depth=2, width=2)
+    flow = IAF(8, flow_depth=2, flow_width=2)
     for block in flow.blocks:
         assert torch.equal(block.gate_bias.detach(), torch.full((8,), GATE_BIAS))
     z0 = torch.randn(256, 8)
@@ -120,8 +121,12 @@ def test_gates_start_at_bias_two_near_the_identity():
 
 
 def test_build_flow_names_the_valid_choices():
+    import duvae_cli
+
     assert build_flow("none", 4) is None
-    assert isinstance(build_flow("iaf", 4, depth=3, width=5), IAF)
-    assert build_flow("iaf", 4, depth=3, width=5).blocks[0].made.layers[0].out_features == 20
+    default = duvae_cli.build_flow("iaf", 32)  # the network the CLI trains: the declared width, 60
+    assert default.blocks[0].made.layers[0].out_features == 60 * 32 and len(default.blocks) == 2
+    assert isinstance(build_flow("iaf", 4, flow_depth=3, flow_width=5), IAF)
+    assert build_flow("iaf", 4, flow_depth=3, flow_width=5).blocks[0].made.layers[0].out_features == 20
     with pytest.raises(ValueError, match="none, iaf"):
         build_flow("maf", 4)

@@ -10,13 +10,15 @@ import torch
 
 import test_train_loop as loop_tests
 from duvae_cli.errors import UsageError
-from duvae_cli.models.du import DU
-from duvae_cli.models.flow import IAF
-from duvae_cli.models.regularizers import BN, FreeBits
-from duvae_cli.train.build import build_text_model
-from duvae_cli.train.config import FLOW_MODELS, resolve_config
+from duvae_cli.methods.du import DU
+from duvae_cli.methods.iaf import IAF
+from duvae_cli.methods.bn import BN
+from duvae_cli.methods.fb import FreeBits
+from duvae_cli.config.build import build_text_model
+from duvae_cli.config.resolve import resolve_config
+from duvae_cli.methods import FLOW_MODELS
 from duvae_cli.train.loop import train
-from duvae_cli.train.run import new_run_dir
+from duvae_cli.runs.run import new_run_dir
 
 from test_probe_toyrun import build_toy_run
 from test_train_loop import toy_dataset  # noqa: F401  (fixture)
@@ -115,7 +117,7 @@ def test_visualize_samples_runs_on_a_flow_model(duvae, du_iaf_run, tmp_path):
 @pytest.mark.parametrize("model", FLOW_NAMES)
 def test_image_models_take_the_flow_too(model):
     """ResNet encoder with the context head, PixelCNN decoder: the IAF ELBO is finite and trains it."""
-    from duvae_cli.train.build import build_image_model
+    from duvae_cli.config.build import build_image_model
 
     torch.manual_seed(0)
     vae = build_image_model(resolve_config("omniglot", model, dict(size="small", latent_dim=4)))

@@ -10,11 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from duvae_cli.metrics import EvalOptions, TextExamples, score_examples
-from duvae_cli.models.du import ALPHA
+from duvae_cli.data.batching import TextBatches
+from duvae_cli.metrics import EvalOptions, score_examples
+from duvae_cli.methods.du import ALPHA
 from duvae_cli.models.gaussian import LOG_2PI, kl_standard_normal, log_normal
-from duvae_cli.train.build import build_text_model
-from duvae_cli.train.config import FLOW_MODELS, TrainConfig, regularizer_name
+from duvae_cli.config.build import build_text_model
+from duvae_cli.config.resolve import TrainConfig, regularizer_name
+from duvae_cli.methods import FLOW_MODELS
 
 from test_metrics_iw import exact_log_marginal, tiny_split
 from test_models_vae import VOCAB, tiny_batch  # 11 words: covers tiny_split's too
@@ -99,7 +101,7 @@ def test_saturated_flow_evaluates_like_the_gaussian_vae():
     state = {k: v for k, v in flowed.state_dict().items() if not k.startswith("flow.")}
     state["encoder.head.weight"] = state["encoder.head.weight"][: 2 * LATENT]  # drop the context rows
     plain.load_state_dict(state)
-    examples = TextExamples(tiny_split(n=8))
+    examples = TextBatches(tiny_split(n=8))
     options = EvalOptions(iw_samples=64, seed=4)
     a, b = score_examples(flowed, examples, options), score_examples(plain, examples, options)
     for key in ("iw_nll", "rec", "mean", "logvar", "z_sample"):
@@ -143,7 +145,7 @@ def test_regularizers_shape_the_base_gaussian_as_without_a_flow(model_name):
 @torch.inference_mode()
 def test_iw_nll_with_a_flow_is_below_the_same_samples_elbo():
     model = flow_model("du-iaf").eval()
-    results = score_examples(model, TextExamples(tiny_split(n=10)), EvalOptions(iw_samples=50, seed=1))
+    results = score_examples(model, TextBatches(tiny_split(n=10)), EvalOptions(iw_samples=50, seed=1))
     elbo_nll = results["rec"] + results["kl"]
     assert (results["iw_nll"] <= elbo_nll + 1e-9).all()  # Jensen, per example: same K samples
     assert (results["iw_nll"] < elbo_nll - 1e-3).any()
@@ -168,7 +170,7 @@ def perturbed_flow_model(latent_dim: int):
 def test_iw_nll_with_a_flow_converges_to_the_exact_marginal(latent_dim):
     """The flow's log q is a normalised density: with many samples the IW bound reaches -log p(x),
     computed by quadrature without q."""
-    model, examples = perturbed_flow_model(latent_dim), TextExamples(tiny_split())
+    model, examples = perturbed_flow_model(latent_dim), TextBatches(tiny_split())
     exact = -exact_log_marginal(model, examples)
     results = score_examples(model, examples, EvalOptions(iw_samples=20000, seed=3))
     error = results["iw_nll"] - exact.numpy()

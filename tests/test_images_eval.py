@@ -13,15 +13,15 @@ import torch
 from test_images_toyrun import CHARACTERS, DRAWERS, image_run, write_toy_images  # noqa: F401
 
 from duvae_cli.io import sha256_file
-from duvae_cli.data.omniglot import pool_positions
+from duvae_cli.prepare.omniglot import pool_positions
 from duvae_cli.data.store import load_dataset
 from duvae_cli.metrics.evaluate import EvalOptions, score_examples, summarise
 from duvae_cli.metrics.iw import BatchNoise, importance_weights, plan_chunks
 from duvae_cli.metrics.scoring import make_scorer
 from duvae_cli.models.pixelcnn import PixelCNNDecoder
 from duvae_cli.probe.alphabets import AlphabetOptions, Pool, probe_alphabets, rank_within, train_pool
-from duvae_cli.train.batching import ImageBatches
-from duvae_cli.train.run import load_trained
+from duvae_cli.data.batching import ImageBatches
+from duvae_cli.runs.load import load_trained
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

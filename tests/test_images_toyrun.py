@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 
 from duvae_cli.data.images import binarize, image_split
-from duvae_cli.data.omniglot import split_train_pool
+from duvae_cli.prepare.omniglot import split_train_pool
 from duvae_cli.data.store import Built, load_dataset, write_dataset
-from duvae_cli.train.config import resolve_config
+from duvae_cli.config.resolve import resolve_config
 from duvae_cli.train.loop import train
-from duvae_cli.train.run import manifest, new_run_dir, write_json
+from duvae_cli.runs.run import manifest, new_run_dir, write_json
 
 CHARACTERS = (2, 3, 4)  # per alphabet
 SEED = 11

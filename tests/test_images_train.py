@@ -14,12 +14,13 @@ from test_images_toyrun import write_toy_images
 
 from duvae_cli.data.store import ImageSplit, load_dataset
 from duvae_cli.errors import UsageError
-from duvae_cli.models import REGULARIZERS
-from duvae_cli.train.batching import ImageBatches, batches_for
-from duvae_cli.train.build import build_image_model, build_model
-from duvae_cli.train.config import resolve_config
-from duvae_cli.train.loop import LoopState, _plateau, train, train_step
-from duvae_cli.train.run import new_run_dir
+from duvae_cli.methods import REGULARIZERS
+from duvae_cli.data.batching import ImageBatches, batches_for
+from duvae_cli.config.build import build_image_model, build_model
+from duvae_cli.config.resolve import resolve_config
+from duvae_cli.optim import train_step
+from duvae_cli.train.loop import Hooks, LoopState, _plateau, train
+from duvae_cli.runs.run import new_run_dir
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +89,7 @@ def test_resume_on_images_is_bit_exact(toy_images, tmp_path):
     train(config, subset, whole)
     parts = new_run_dir(config, tmp_path / "b")
     with pytest.raises(Interrupt):
-        train(config, subset, parts, reporter=StopAfter(5))
+        train(config, subset, parts, hooks=Hooks(reporter=StopAfter(5)))
     train(config, subset, parts, resume=True)
 
     rows = assert_same_run(whole, parts)

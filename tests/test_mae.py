@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 
-from duvae_cli.models import build_regularizer
+from duvae_cli.methods import build_regularizer
 from duvae_cli.models.gaussian import kl_standard_normal
-from duvae_cli.models.mae import mutual_divergence, pair_spread, pairwise_kl
-from duvae_cli.train.config import resolve_config
+from duvae_cli.methods.mae import mutual_divergence, pair_spread, pairwise_kl
+from duvae_cli.config.resolve import resolve_config
 
 
 def posterior(seed: int, batch: int = 5, dim: int = 3):

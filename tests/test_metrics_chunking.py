@@ -7,12 +7,13 @@ import pytest
 import torch
 
 from duvae_cli.errors import DuvaeError
-from duvae_cli.metrics import EvalOptions, TextExamples, score_examples
+from duvae_cli.data.batching import TextBatches
+from duvae_cli.metrics import EvalOptions, score_examples
 from duvae_cli.metrics.iw import example_noise, plan_chunks
 from duvae_cli.metrics.scoring import GenericScorer, LSTMScorer, make_scorer
 from duvae_cli.models.text import TextBatch
-from duvae_cli.train.build import build_text_model
-from duvae_cli.train.config import TrainConfig
+from duvae_cli.config.build import build_text_model
+from duvae_cli.config.resolve import TrainConfig
 
 VOCAB = 40
 
@@ -38,7 +39,7 @@ def split(n: int = 37, seed: int = 0):
 
 def test_lstm_scorer_is_the_decoder_log_prob():
     vae = small_model()
-    examples = TextExamples(split())
+    examples = TextBatches(split())
     batch = examples.batch(np.arange(len(examples)))  # mixed lengths, padded
     z = torch.randn(len(batch), 5, 3)
     with torch.inference_mode():
@@ -57,7 +58,7 @@ def test_a_decoder_in_training_mode_is_scored_by_its_own_log_prob():
 
 @pytest.mark.parametrize("model", ["du", "vae"])
 def test_batch_size_and_chunking_do_not_change_per_example_values(model):
-    vae, examples = small_model(model), TextExamples(split())
+    vae, examples = small_model(model), TextBatches(split())
     base = score_examples(vae, examples, EvalOptions(iw_samples=24, batch_size=64))
     variants = [
         EvalOptions(iw_samples=24, batch_size=1),
@@ -95,7 +96,7 @@ def test_chunks_respect_the_memory_predicate_and_fail_in_words():
     assert max(c.samples.stop - c.samples.start for c in chunks) == 6
     with pytest.raises(DuvaeError, match="--memory-budget"):
         plan_chunks(4, 10, lambda rows, ex: False, max_rows=1000)
-    vae, examples = small_model(), TextExamples(split())
+    vae, examples = small_model(), TextBatches(split())
     with pytest.raises(DuvaeError, match="--memory-budget"):
         score_examples(vae, examples, EvalOptions(iw_samples=8, memory_budget=1000))
 

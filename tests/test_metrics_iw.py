@@ -14,12 +14,13 @@ import torch
 
 from types import SimpleNamespace
 
-from duvae_cli.metrics import EvalOptions, TextExamples, score_examples
+from duvae_cli.data.batching import TextBatches
+from duvae_cli.metrics import EvalOptions, score_examples
 from duvae_cli.metrics.iw import BatchNoise, importance_weights, plan_chunks
 from duvae_cli.metrics.scoring import make_scorer
-from duvae_cli.models import REGULARIZERS
-from duvae_cli.train.build import build_text_model
-from duvae_cli.train.config import TrainConfig
+from duvae_cli.methods import REGULARIZERS
+from duvae_cli.config.build import build_text_model
+from duvae_cli.config.resolve import TrainConfig
 
 VOCAB = 7  # <pad> <s> </s> <unk> + 3 words
 
@@ -51,7 +52,7 @@ def tiny_split(n: int = 6, seed: int = 1) -> SimpleNamespace:
 
 
 @torch.inference_mode()
-def exact_log_marginal(vae, examples: TextExamples) -> torch.Tensor:
+def exact_log_marginal(vae, examples: TextBatches) -> torch.Tensor:
     """(N,) float64: log sum_g p(x|z_g) N(z_g; 0, I) dz^D over a grid on [-7, 7]^D."""
     dim = vae.decoder.init_state.in_features
     axis = torch.linspace(-7.0, 7.0, 2801 if dim == 1 else 281)
@@ -64,7 +65,7 @@ def exact_log_marginal(vae, examples: TextExamples) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def exact_elbo_nll(vae, examples: TextExamples) -> torch.Tensor:
+def exact_elbo_nll(vae, examples: TextBatches) -> torch.Tensor:
     """(N,) -ELBO = E_q[-log p(x|z)] + KL, the expectation by quadrature under q (1-D latent)."""
     batch = examples.batch(np.arange(len(examples)))
     mean, logvar = vae.posterior(batch)
@@ -80,7 +81,7 @@ def exact_elbo_nll(vae, examples: TextExamples) -> torch.Tensor:
 @pytest.mark.parametrize("model", sorted(REGULARIZERS))
 @pytest.mark.parametrize("latent_dim", [1, 2])
 def test_iw_nll_with_large_k_matches_the_exact_marginal(model, latent_dim):
-    vae, examples = tiny_model(latent_dim, model), TextExamples(tiny_split())
+    vae, examples = tiny_model(latent_dim, model), TextBatches(tiny_split())
     exact = -exact_log_marginal(vae, examples)
     results = score_examples(vae, examples, EvalOptions(iw_samples=20000, seed=3))
     error = results["iw_nll"] - exact.numpy()
@@ -95,7 +96,7 @@ def test_iw_nll_with_large_k_matches_the_exact_marginal(model, latent_dim):
 def test_iw_nll_decreases_towards_the_exact_marginal_as_k_grows(seed):
     """E[IW-NLL_K] is non-increasing in K, equals -ELBO at K = 1 and tends to -log p(x) (Burda et al.,
     Thm. 1). The expectation is estimated from 12,800 samples per example cut into 12800/K groups."""
-    vae, examples = tiny_model(1, strength=2.0), TextExamples(tiny_split(n=12))
+    vae, examples = tiny_model(1, strength=2.0), TextBatches(tiny_split(n=12))
     exact = float(-exact_log_marginal(vae, examples).mean())
     elbo = float(exact_elbo_nll(vae, examples).mean())
     batch, total = examples.batch(np.arange(12)), 12800
@@ -116,7 +117,7 @@ def test_iw_nll_decreases_towards_the_exact_marginal_as_k_grows(seed):
 @torch.inference_mode()
 def test_iw_bound_never_exceeds_the_same_samples_elbo():
     """Jensen per example: logsumexp_k log w_k - log K >= mean_k log w_k, for every draw."""
-    vae, examples = tiny_model(2), TextExamples(tiny_split(n=8))
+    vae, examples = tiny_model(2), TextBatches(tiny_split(n=8))
     batch = examples.batch(np.arange(8))
     mean, logvar = vae.posterior(batch)
     for k in (1, 2, 50):
@@ -130,7 +131,7 @@ def test_iw_bound_never_exceeds_the_same_samples_elbo():
 
 
 def test_reported_elbo_nll_is_not_below_iw_nll_and_matches_quadrature():
-    vae, examples = tiny_model(1), TextExamples(tiny_split(n=12))
+    vae, examples = tiny_model(1), TextBatches(tiny_split(n=12))
     results = score_examples(vae, examples, EvalOptions(iw_samples=4000, seed=11))
     elbo_nll = results["rec"] + results["kl"]
     assert results["iw_nll"].mean() <= elbo_nll.mean()

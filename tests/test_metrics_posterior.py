@@ -9,10 +9,11 @@ import pytest
 import torch
 from torch.distributions import Normal, kl_divergence
 
-from duvae_cli.metrics import EvalOptions, TextExamples, score_examples, summarise
+from duvae_cli.data.batching import TextBatches
+from duvae_cli.metrics import EvalOptions, score_examples, summarise
 from duvae_cli.metrics import posterior
-from duvae_cli.train.build import build_text_model
-from duvae_cli.train.config import TrainConfig
+from duvae_cli.config.build import build_text_model
+from duvae_cli.config.resolve import TrainConfig
 
 
 
@@ -54,7 +55,7 @@ def test_mi_is_zero_when_the_encoder_ignores_its_input():
     split = type("Split", (), {"tokens": rng.integers(4, 20, offsets[-1]).astype(np.int32),
                                "offsets": offsets})
     options = EvalOptions(iw_samples=2)
-    examples = TextExamples(split)
+    examples = TextBatches(split)
     summary = summarise(score_examples(vae, examples, options), options, examples.lengths)
     # one draw per example: the estimate is mean_i [log N(z_i; 0, I)] - E[log N], sd ~ sqrt(D/2N) = 0.03
     assert abs(summary["metrics"]["mi"]) < 0.1

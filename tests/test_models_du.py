@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 
-from duvae_cli.models import build_regularizer
-from duvae_cli.models.du import ALPHA
+from duvae_cli.methods import build_regularizer
+from duvae_cli.methods.du import ALPHA
 
 
 

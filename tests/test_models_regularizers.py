@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from duvae_cli.models import REGULARIZERS, build_regularizer
+from duvae_cli.methods import REGULARIZERS, build_regularizer
 from duvae_cli.models.gaussian import kl_standard_normal
-from duvae_cli.models.regularizers import delta_variance_bounds
+from duvae_cli.methods.delta import delta_variance_bounds
 
 
 

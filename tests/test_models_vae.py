@@ -4,7 +4,8 @@ at the sampled z. Parametrized over every registered regularizer."""
 import pytest
 import torch
 
-from duvae_cli.models import REGULARIZERS, VAE, build_regularizer
+from duvae_cli.models import VAE
+from duvae_cli.methods import REGULARIZERS, build_regularizer
 from duvae_cli.models.gaussian import kl_standard_normal, sample
 from duvae_cli.models.text import LSTMDecoder, LSTMEncoder, TextBatch
 

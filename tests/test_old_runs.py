@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from duvae_cli.data.store import SPECIALS, Built, SplitData, write_dataset
-from duvae_cli.train.config import TrainConfig
-from duvae_cli.train.run import read_config
+from duvae_cli.config.resolve import TrainConfig
+from duvae_cli.runs.run import read_config
 
 OLD_CONFIG = Path(__file__).parent / "fixtures" / "config_v0.json"
 

@@ -9,8 +9,8 @@ import pytest
 
 from duvae_cli.errors import UsageError
 from duvae_cli.options import Option, Range
-from duvae_cli.train.config import TrainConfig, resolve_config
-from duvae_cli.train.declared import declared, help_text
+from duvae_cli.config.resolve import TrainConfig, resolve_config
+from duvae_cli.config.declared import declared, help_text
 
 
 @pytest.mark.parametrize("args, option", [
@@ -92,7 +92,7 @@ def test_cli_help_lists_every_flag_option(duvae):
 
 def test_declarations_are_checked_when_registered():
     from duvae_cli.options import check_declarations
-    from duvae_cli.train.declared import _check_agree
+    from duvae_cli.config.declared import _check_agree
 
     gamma = declared().options["gamma"]
     with pytest.raises(ValueError, match="range"):  # a second `gamma` must keep bn/du's range
@@ -109,11 +109,11 @@ def test_library_resolution_refuses_wrong_types():
 def test_docs_options_table_is_generated_from_the_declarations():
     from pathlib import Path
 
-    from duvae_cli.train.options_doc import options_markdown
+    from duvae_cli.config.options_doc import options_markdown
 
     path = Path(__file__).resolve().parents[1] / "docs" / "options.md"
     assert path.read_text(encoding="utf-8") == options_markdown(), (
-        "docs/options.md is stale: python -m duvae_cli.train.options_doc > docs/options.md")
+        "docs/options.md is stale: python -m duvae_cli.config.options_doc > docs/options.md")
 
 
 @pytest.mark.parametrize("model, values, attribute", [
@@ -121,7 +121,7 @@ def test_docs_options_table_is_generated_from_the_declarations():
     ("delta", {"delta": 0.2}, "delta"), ("mae", {"mae_eta": 1.5}, "mae_eta"),
 ])
 def test_the_regularizer_gets_its_declared_options_from_the_config(model, values, attribute):
-    from duvae_cli.train.build import build_text_model
+    from duvae_cli.config.build import build_text_model
 
     config = resolve_config("yelp", model, {"embed_dim": 4, "hidden_dim": 4, "latent_dim": 2, **values})
     regularizer = build_text_model(config, 12).regularizer

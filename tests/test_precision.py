@@ -14,9 +14,9 @@ import torch
 from test_probe_toyrun import build_toy_run
 
 from duvae_cli.metrics import EvalOptions, evaluate_run
-from duvae_cli.train.batching import batches_for
-from duvae_cli.train.precision import Precision
-from duvae_cli.train.run import load_trained
+from duvae_cli.data.batching import batches_for
+from duvae_cli.runtime.precision import Precision
+from duvae_cli.runs.load import load_trained
 
 EVAL = EvalOptions(iw_samples=16, batch_size=32)
 
@@ -105,11 +105,13 @@ def test_auto_picks_bf16_only_for_models_within_seed_noise(model, monkeypatch):
     """On bf16 hardware `auto` means bf16 for the text models whose parity held (vae, beta, fb,
     delta), fp32 with the reason for DU-VAE and BN-VAE, whose bf16 results moved beyond seed noise,
     and fp32 for the models not measured (MAE)."""
-    from duvae_cli.train import precision
-    from duvae_cli.train.config import resolve_config
+    from duvae_cli.config import decide_runtime, resolve_config
+    from duvae_cli.runtime import precision
 
     monkeypatch.setattr(precision, "native_bf16", lambda device: "avx512_bf16")
-    name, why = precision.resolve_auto(resolve_config("short-yelp", model, {}), torch.device("cpu"))
+    config = resolve_config("short-yelp", model, {"device": "cpu"})
+    runtime = decide_runtime(config, "text")
+    name, why = runtime.precision, runtime.precision_reason
     if model in ("vae", "beta", "fb", "delta"):
         assert (name, why) == ("bf16", "auto: avx512_bf16")
     else:

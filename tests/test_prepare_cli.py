@@ -93,7 +93,7 @@ def test_default_source_is_the_local_copy(duvae, tmp_path, monkeypatch):
 
 
 def test_prepare_help_names_every_registered_dataset(duvae):
-    from duvae_cli.data import DATASETS
+    from duvae_cli.prepare import DATASETS
 
     text = " ".join(duvae("prepare", "--help").stdout.replace("│", " ").split())
     assert all(name in text for name in DATASETS)

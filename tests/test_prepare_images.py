@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from duvae_cli.data import PrepareOptions, load_dataset, prepare_dataset
-from duvae_cli.data.omniglot import alphabets, area_matrix, downsample
+from duvae_cli.data import load_dataset
+from duvae_cli.prepare import PrepareOptions, prepare_dataset
+from duvae_cli.prepare.omniglot import alphabets, area_matrix, downsample
 
 # Two background characters of Arcadian (Lake ids 1, 2) and one evaluation character of Angelic (965).
 BACKGROUND_IDS, EVALUATION_IDS = (0, 1), (0,)

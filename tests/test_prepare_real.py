@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from duvae_cli.data import PrepareOptions, load_dataset, prepare_dataset
+from duvae_cli.data import load_dataset
+from duvae_cli.prepare import PrepareOptions, prepare_dataset
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from duvae_cli.data import PrepareOptions, load_dataset, prepare_dataset
+from duvae_cli.data import load_dataset
+from duvae_cli.prepare import PrepareOptions, prepare_dataset
 from duvae_cli.data.store import SPECIALS, UNK_ID
 
 

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from duvae_cli.data.store import SPECIALS, Built, SplitData, load_dataset, write_dataset
-from duvae_cli.data.synthetic import MEANS, SyntheticConfig, generate
+from duvae_cli.prepare.synthetic import MEANS, SyntheticConfig, generate
 from duvae_cli.probe import ClassifyOptions, classify_run
-from duvae_cli.train.config import resolve_config
+from duvae_cli.config.resolve import resolve_config
 from duvae_cli.train.loop import train
-from duvae_cli.train.run import manifest, new_run_dir, write_json
+from duvae_cli.runs.run import manifest, new_run_dir, write_json
 
 pytestmark = pytest.mark.slow
 

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from duvae_cli.data.store import SPECIALS, Built, SplitData, load_dataset, write_dataset
-from duvae_cli.train.config import resolve_config
+from duvae_cli.config.resolve import resolve_config
 from duvae_cli.train.loop import train
-from duvae_cli.train.run import manifest, new_run_dir, write_json
+from duvae_cli.runs.run import manifest, new_run_dir, write_json
 
 N_CLASSES, BAND = 3, 8
 CENTRES = np.array([[-2.0, 0.0], [2.0, 0.0], [0.0, 2.0]])

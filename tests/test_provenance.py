@@ -19,11 +19,11 @@ import h5py
 import pytest
 import torch
 
-from duvae_cli.data import synthetic
-from duvae_cli.data.options import PrepareOptions
-from duvae_cli.data.prepare import prepare_dataset
+from duvae_cli.prepare import synthetic
+from duvae_cli.prepare.options import PrepareOptions
+from duvae_cli.prepare.prepare import prepare_dataset
 from duvae_cli.io import sha256_file
-from duvae_cli.train.config import resolve_config
+from duvae_cli.config.resolve import resolve_config
 from duvae_cli.train.session import start_run
 
 TINY = dict(embed_dim=8, hidden_dim=8, latent_dim=2, batch_size=16, eval_batch_size=48, warm_up=1.0,

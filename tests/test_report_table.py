@@ -126,7 +126,7 @@ def test_cli_failures_are_one_line(duvae, runs, tmp_path):
 
 def test_a_run_saved_before_a_config_field_existed_groups_with_runs_at_its_default(tmp_path):
     """An older config.json lacks newer fields; it ran as their defaults, so it is no separate row."""
-    from duvae_cli.train.config import TrainConfig
+    from duvae_cli.config.resolve import TrainConfig
 
     newest = TrainConfig(dataset="yelp", model="du", gamma=0.5, p=0.8).to_dict()
     old = {k: v for k, v in newest.items() if k not in ("flow", "flow_depth", "bn_eps")}

@@ -13,9 +13,11 @@ import test_train_loop
 from test_train_loop import _config
 
 from duvae_cli.models.vae import Posterior
-from duvae_cli.train.loop import LoopState, train, train_step
-from duvae_cli.train.run import new_run_dir
-from duvae_cli.train.strategies import Aggressive, SemiAmortized, refine
+from duvae_cli.optim import train_step
+from duvae_cli.train.loop import Hooks, LoopState, train
+from duvae_cli.runs.run import new_run_dir
+from duvae_cli.methods.aggressive import Aggressive
+from duvae_cli.methods.savi import SemiAmortized, refine
 
 
 toy_dataset = test_train_loop.toy_dataset  # the loop tests' fixture
@@ -158,7 +160,7 @@ def test_resume_is_bit_exact(model, strategy, toy_dataset, tmp_path):
 
     parts = new_run_dir(config, tmp_path / "b")
     with pytest.raises(Interrupt):
-        train(config, toy_dataset, parts, reporter=StopAfter(4))  # epoch 1, aggressive; last.pt from step 3
+        train(config, toy_dataset, parts, hooks=Hooks(reporter=StopAfter(4)))  # epoch 1, aggressive; last.pt from step 3
     resumed = train(config, toy_dataset, parts, resume=True)
 
     assert resumed.strategy_state == state.strategy_state
@@ -207,10 +209,10 @@ def test_strategies_train_the_image_models(strategy, tmp_path):
     from test_images_toyrun import write_toy_images
 
     from duvae_cli.data.store import load_dataset
-    from duvae_cli.train.batching import batches_for
-    from duvae_cli.train.build import build_image_model
-    from duvae_cli.train.config import resolve_config
-    from duvae_cli.train.strategies import STRATEGIES
+    from duvae_cli.data.batching import batches_for
+    from duvae_cli.config.build import build_image_model
+    from duvae_cli.config.resolve import resolve_config
+    from duvae_cli.methods import STRATEGIES
 
     images = batches_for(load_dataset(write_toy_images(tmp_path)).splits["train"])
     config = resolve_config("omniglot", "du", dict(size="small", latent_dim=4, batch_size=8, strategy=strategy,

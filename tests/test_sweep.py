@@ -88,7 +88,7 @@ def _interrupt_one_point(root: Path, data_root: Path, grid: list[str]) -> str:
     """Start the first point's run in-process and stop it after step 2 (last.pt is from step 2)."""
     from duvae_cli.sweep import SweepOptions, plan
     from duvae_cli.sweep.grid import parse_grid as grid_of
-    from duvae_cli.train.config import TrainConfig
+    from duvae_cli.config.resolve import TrainConfig
     from duvae_cli.train.session import start_run
 
     sets = tuple(s for s in [*toy_sets(data_root), *grid[4:]] if s != "--set")

@@ -13,8 +13,10 @@ import pytest
 from interrupting import Interrupt, StopAfter
 from toyruns import make_toy_data, toy_sets
 
-from duvae_cli.train.config import TrainConfig, resolve_config
-from duvae_cli.train.loop import kl_weight_at, train
+from duvae_cli.config.resolve import TrainConfig, resolve_config
+from duvae_cli.runtime import World
+from duvae_cli.train.loop import Hooks, train
+from duvae_cli.train.schedule import kl_weight_at
 from duvae_cli.train.session import resume_run, start_run
 
 pytest.importorskip("tensorboard")
@@ -121,11 +123,12 @@ def _metrics_csv(run: Path) -> dict:
 def test_only_the_main_rank_logs(data_root, tmp_path):
     config = _config(data_root, epochs=1)
     records: list[dict] = []
-    from duvae_cli.train.run import new_run_dir
+    from duvae_cli.runs.run import new_run_dir
 
-    train(config, _toy(data_root), new_run_dir(config, tmp_path), log=records.append, is_main=False)
-    assert records == []
-    train(config, _toy(data_root), new_run_dir(config, tmp_path), log=records.append)
+    hooks = Hooks(log=records.append, stop=object())
+    assert Hooks.of(hooks, World(rank=1, size=2)) == Hooks(stop=hooks.stop)  # another rank logs nothing
+    assert Hooks.of(hooks, World(rank=0, size=2)) is hooks
+    train(config, _toy(data_root), new_run_dir(config, tmp_path), hooks=Hooks(log=records.append))
     assert [r["step"] for r in records if r["kind"] == "step"] == [1, 2, 3]  # each step once
     assert [r["kind"] for r in records][-1] == "epoch"
     assert all(math.isfinite(float(r["grad_norm"])) for r in records if r["kind"] == "step")

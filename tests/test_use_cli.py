@@ -11,7 +11,7 @@ import pytest
 from test_probe_toyrun import toy_run as shared_toy_run  # noqa: F401  (fixture)
 from duvae_cli.data.store import load_dataset
 from duvae_cli.probe.features import probe_features
-from duvae_cli.train.run import load_trained
+from duvae_cli.runs.load import load_trained
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 from test_images_toyrun import image_run  # noqa: F401  (fixture)
 from test_probe_toyrun import build_toy_run
 from duvae_cli.probe.features import probe_features
-from duvae_cli.train.run import load_trained
+from duvae_cli.runs.load import load_trained
 
 
 @pytest.fixture(scope="module")

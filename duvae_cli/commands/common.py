@@ -24,6 +24,6 @@ ResultsOut = Annotated[Optional[Path], typer.Option(
 
 def join_torchrun():
     """This process's place under torchrun: a world of one outside it; only rank 0 prints."""
-    from duvae_cli.train.distributed import join
+    from duvae_cli.runtime.distributed import join
 
     return join()

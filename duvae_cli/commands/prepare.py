@@ -40,7 +40,7 @@ def prepare(
     Example: duvae prepare short-yelp --source ../shared/data/short_yelp
     """
     from duvae_cli.console import CliReporter
-    from duvae_cli.data.prepare import PrepareOptions, prepare_dataset
+    from duvae_cli.prepare.prepare import PrepareOptions, prepare_dataset
 
     options = PrepareOptions(
         source=source, out=out, tokenizer=tokenizer, vocab_size=vocab_size, vocab=vocab,

@@ -36,7 +36,7 @@ def train(**values) -> None:
     Example: duvae train --dataset yelp --gamma 0.5 --p 0.8
     """
     from duvae_cli.console import CliReporter
-    from duvae_cli.train.config import resolve_config
+    from duvae_cli.config.resolve import resolve_config
     from duvae_cli.train.session import resume_run, start_run
 
     config, set_, run_dir, resume = (values.pop(k) for k in ("config", "set_", "run_dir", "resume"))
@@ -61,7 +61,7 @@ def train(**values) -> None:
 
 def _config_parameters() -> list[inspect.Parameter]:
     """One `--flag` per declared option with `flag=True`, typed, with its derived help line."""
-    from duvae_cli.train.declared import declared, help_text
+    from duvae_cli.config.declared import declared, help_text
 
     table = declared()
     params = []
@@ -87,7 +87,7 @@ def build_train_command():
 
 def _print_run(run_dir: Path, as_json: bool) -> None:
     from duvae_cli.console import emit_json, print_table
-    from duvae_cli.train.run import read_run_summary
+    from duvae_cli.runs.run import read_run_summary
 
     summary = read_run_summary(run_dir)
     if as_json:

@@ -185,6 +185,17 @@ class ImageDataset(_Dataset):
 Dataset = Union[TextDataset, ImageDataset]
 
 
+def peek_kind(path: str | Path) -> str | None:
+    """The data kind ("text" or "image") a prepared dataset file declares, read from its attributes
+    alone; None when it cannot be read (load_dataset then says why in one line)."""
+    try:
+        with h5py.File(path, "r") as f:
+            kind = _plain(f.attrs.get("kind"))
+    except (OSError, ValueError, TypeError):
+        return None
+    return kind if kind in ("text", "image") else None
+
+
 def load_dataset(path: str | Path) -> Dataset:
     """Read a prepared dataset fully into memory; a missing or foreign file is a one-line DuvaeError."""
     path = Path(path)

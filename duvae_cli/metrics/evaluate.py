@@ -15,14 +15,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from duvae_cli.data.batching import batches_for, plan_batches
 from duvae_cli.errors import DuvaeError, UsageError
 from duvae_cli.metrics import posterior
 from duvae_cli.metrics.iw import BatchNoise, importance_weights, plan_chunks
+from duvae_cli.metrics.passes import encoded_batches, put
 from duvae_cli.metrics.scoring import make_scorer
-from duvae_cli.models.gaussian import kl_standard_normal
+from duvae_cli.models.gaussian import draw, kl_standard_normal
 from duvae_cli.options import command_problem
 from duvae_cli.progress import SILENT
-from duvae_cli.train.batching import ImageBatches, make_batch, plan_batches
 
 MI_ESTIMATORS = ("whole", "batch")
 DEFAULT_SEED = 783435
@@ -67,23 +68,10 @@ class EvalOptions:
                 raise UsageError(message)
 
 
-class TextExamples:
-    """A text split as the evaluation sees it: sort keys and batches of given indices."""
-
-    def __init__(self, split):
-        self.split = split
-        self.lengths = np.diff(split.offsets)  # words per sentence
-
-    def __len__(self) -> int:
-        return len(self.lengths)
-
-    def batch(self, indices: np.ndarray):
-        return make_batch(self.split.tokens, self.split.offsets, indices)
-
-
 def examples_for(split):
-    """`TextExamples` for a text split; for an image split, its `ImageBatches` (stored binarisation)."""
-    return TextExamples(split) if hasattr(split, "offsets") else ImageBatches(split)
+    """The batch source of a split as the evaluation reads it (data/batching.py; an image split's
+    binarisation is the stored one, or one seeded draw for a grey split)."""
+    return batches_for(split)
 
 
 class ExampleSubset:
@@ -132,7 +120,7 @@ def _score_all(model, examples, options, reporter, partial, subset=None) -> dict
         if bad:
             reporter.log(f"{partial.directory}: {bad} unreadable partial file(s) ignored; recomputing")
         for part in parts:
-            _put(results, part, len(examples))
+            put(results, part["index"], _rows(part), len(examples))
             done[part["index"]] = True
         if done.any():
             reporter.log(f"resuming: {int(done.sum())} of {len(examples)} examples already evaluated")
@@ -145,22 +133,23 @@ def _score_all(model, examples, options, reporter, partial, subset=None) -> dict
     try:
         with reporter.task(description, total=len(pending) + int(done.sum())) as task:
             task.advance(int(done.sum()))
-            for positions in plan_batches(examples.lengths[pending], options.batch_size):
-                part = _score_batch(model, scorer, examples, pending[positions], options, max_rows, device)
-                _put(results, part, len(examples))
+            for indices, batch, posterior in encoded_batches(model, examples, options.batch_size, among=pending):
+                part = _score_batch(model, scorer, examples, indices, batch, posterior, options, max_rows)
+                put(results, part["index"], _rows(part), len(examples))
                 done[part["index"]] = True
                 if partial is not None:
                     partial.add(part)
-                task.advance(len(positions), iw_nll=float(results["iw_nll"][done].mean()))
+                task.advance(len(indices), iw_nll=float(results["iw_nll"][done].mean()))
     finally:  # also on Ctrl-C: every finished example is kept for the next run
         if partial is not None:
             partial.flush()
     return results
 
 
-def _score_batch(model, scorer, examples, indices, options, max_rows, device) -> dict:
-    batch = examples.batch(indices).to(device)
-    posterior = model.encode(batch, kl_weight=1.0)  # post-regularizer; with a flow, the base Gaussian
+def _score_batch(model, scorer, examples, indices, batch, posterior, options, max_rows) -> dict:
+    """The K-sample numbers of one encoded batch (`posterior`: post-regularizer, KL weight 1; with a
+    flow, the base Gaussian)."""
+    device = posterior.mean.device
     mean, logvar, flow = posterior.mean, posterior.logvar, model.flow  # (B, D) each
     n, k = len(indices), options.iw_samples
     split_index = getattr(examples, "index", None)  # an ExampleSubset keys noise by split index
@@ -177,7 +166,7 @@ def _score_batch(model, scorer, examples, indices, options, max_rows, device) ->
         kl = kl_standard_normal(mean.double(), logvar.double()).sum(1).cpu()  # analytic, float64
     else:  # Monte Carlo over the same K samples: rec + kl = -mean_k log w_k >= iw_nll exactly
         kl = weights.kl_per_dim.sum(1)
-    z_sample = mean + noise[0:n, 0:1].squeeze(1).to(device) * (0.5 * logvar).exp()  # base z0 (MI)
+    z_sample = draw(mean, logvar, noise[0:n, 0:1].squeeze(1).to(device))[0]  # base z0 (MI)
     extra = {} if flow is None else {"kl_per_dim": weights.kl_per_dim.float().numpy()}
     return {
         "index": np.asarray(indices, dtype=np.int64),
@@ -194,14 +183,9 @@ def _n_tokens(batch, n: int) -> np.ndarray:
     return np.zeros(n, dtype=np.int64) if counts is None else counts.cpu().numpy().astype(np.int64)
 
 
-def _put(results: dict, part: dict, total: int) -> None:
-    """Scatter one part's rows into the dataset-order arrays (allocated on first use)."""
-    for name, values in part.items():
-        if name == "index":
-            continue
-        if name not in results:
-            results[name] = np.zeros((total, *values.shape[1:]), dtype=values.dtype)
-        results[name][part["index"]] = values
+def _rows(part: dict) -> dict:
+    """A part's per-example arrays, without its "index"."""
+    return {name: values for name, values in part.items() if name != "index"}
 
 
 def summarise(results: dict[str, np.ndarray], options: EvalOptions, lengths: np.ndarray) -> dict:

@@ -23,8 +23,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from duvae_cli.data.batching import take_rows
 from duvae_cli.errors import DuvaeError
-from duvae_cli.models.gaussian import LOG_2PI
+from duvae_cli.models.gaussian import LOG_2PI, draw
 
 
 def example_noise(seed: int, index: int, n_samples: int, latent_dim: int) -> torch.Tensor:
@@ -86,13 +87,6 @@ def _largest(predicate, high: int) -> int:
     return low
 
 
-def _subset(batch, rows: slice):
-    """The examples `rows` of a batch: a tensor or a NamedTuple of tensors (e.g. TextBatch)."""
-    if isinstance(batch, torch.Tensor):
-        return batch[rows]
-    return type(batch)(*(field[rows] for field in batch))
-
-
 @dataclass
 class BatchWeights:
     log_weights: torch.Tensor  # (B, K) float64, log w_k
@@ -114,16 +108,13 @@ def importance_weights(scorer, batch, mean: torch.Tensor, logvar: torch.Tensor,
     log_w = torch.empty(n_examples, n_samples, dtype=torch.float64)
     log_lik = torch.empty_like(log_w)
     kl_sum = None if flow is None else torch.zeros(n_examples, dim, dtype=torch.float64)
-    std = (0.5 * logvar).exp()
     for chunk in chunks:
         rows, cols = chunk.examples, chunk.samples
         eps = noise[rows, cols].to(mean.device)  # (e, s, D)
-        z = mean[rows].unsqueeze(1) + eps * std[rows].unsqueeze(1)
-        # log q from eps directly: (z - mu)^2 / sigma^2 = eps^2 exactly, no cancellation
-        log_q = -0.5 * (LOG_2PI + logvar[rows].unsqueeze(1).double() + eps.double().pow(2))  # (e, s, D)
+        z, log_q = draw(mean[rows].unsqueeze(1), logvar[rows].unsqueeze(1), eps, torch.float64)  # (e, s, D)
         if flow is not None:  # log q(zT|x) = log N(z0; mu, sigma^2) - sum of log gates
             z, log_q = flow(z, context[rows].unsqueeze(1), log_q)
-        log_px = scorer(_subset(batch, rows), z).double().cpu()  # (e, s)
+        log_px = scorer(take_rows(batch, rows), z).double().cpu()  # (e, s)
         log_prior = -0.5 * (LOG_2PI + z.double().pow(2))  # (e, s, D)
         if kl_sum is not None:
             kl_sum[rows] += (log_q - log_prior).sum(1).cpu()

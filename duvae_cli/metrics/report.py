@@ -25,16 +25,16 @@ from duvae_cli.data import binding
 from duvae_cli.errors import DuvaeError, UsageError
 from duvae_cli.interrupt import Interrupted
 from duvae_cli.io import results_dir
+from duvae_cli.methods import STRATEGIES
 from duvae_cli.metrics.evaluate import (EvalOptions, ExampleSubset, estimators, examples_for, score_examples,
                                         summarise)
+from duvae_cli.metrics.names import ORDER
 from duvae_cli.metrics.sharding import score_sharded
 from duvae_cli.metrics.store import PartialResults, update_metrics_csv, write_metrics_h5
 from duvae_cli.progress import SILENT, note
-from duvae_cli.train.distributed import world
+from duvae_cli.runtime.distributed import world
 
 EVAL_PRECISION = "fp32"  # evaluation never uses bf16 or TF32 (docs/metrics.md)
-ORDER = ("iw_nll", "iw_ppl", "elbo_nll", "ppl", "rec", "kl", "mi", "au", "mpd", "ce", "n_examples",
-         "n_tokens")
 
 
 @dataclass
@@ -67,12 +67,12 @@ def evaluate_run(run_dir: Path = Path("runs/latest"), split: str = "test", check
                  out: Path | None = None, data_root: Path | None = None) -> EvalReport:
     """Reload a run's checkpoint and its dataset (a moved run: found under `data_root`, data/locate.py),
     evaluate `split`, write the outputs (into `out` when given)."""
-    from duvae_cli.train.loop import resolve_device
-    from duvae_cli.train.run import load_trained
+    from duvae_cli.runtime import as_device
+    from duvae_cli.runs.load import load_trained
 
     if checkpoint not in ("best", "last"):
         raise UsageError(f"--checkpoint {checkpoint!r}: choose best or last")
-    device = str(world().device(resolve_device(device)))  # under torchrun: cuda:LOCAL_RANK
+    device = as_device(device)  # under torchrun: cuda:LOCAL_RANK
     results_dir(Path(run_dir), out)  # a read-only run without --out stops before loading anything
     trained = load_trained(Path(run_dir), checkpoint, device, data_root=data_root)
     return evaluate_trained(trained, split, options, reporter, out=out)
@@ -80,7 +80,7 @@ def evaluate_run(run_dir: Path = Path("runs/latest"), split: str = "test", check
 
 def evaluate_trained(trained, split: str = "test", options: EvalOptions = EvalOptions(),
                      reporter=SILENT, out: Path | None = None) -> EvalReport:
-    """Evaluate a loaded run (`duvae_cli.train.run.Trained`) and write metrics.h5 / metrics.csv (in
+    """Evaluate a loaded run (`duvae_cli.runs.run.Trained`) and write metrics.h5 / metrics.csv (in
     the run directory, or in `out`)."""
     where = results_dir(trained.run_dir, out)
     dataset = trained.dataset
@@ -110,8 +110,9 @@ def evaluate_trained(trained, split: str = "test", options: EvalOptions = EvalOp
     summary = summarise(results, options, examples.lengths)
     flow = getattr(trained.model, "flow", None) is not None  # MC KL; MI/AU of the base Gaussian
     labels = estimators(options, flow)
-    if trained.config.strategy == "savi":  # SA-VAE runs: no refinement here (docs/metrics.md)
-        labels = {k: v if v == "count" else f"{v}-amortised" for k, v in labels.items()}
+    suffix = STRATEGIES[trained.config.strategy].capabilities.evaluation_note  # SA-VAE: "-amortised"
+    if suffix:  # evaluated without what its training did per batch (docs/metrics.md)
+        labels = {k: v if v == "count" else f"{v}{suffix}" for k, v in labels.items()}
     report = EvalReport(identity, summary["metrics"], labels, summary["per_dim"])
     if non_finite(report):
         reporter.log(f"note: {', '.join(non_finite(report))} not finite; written as empty values with a note "

@@ -15,7 +15,7 @@ import numpy as np
 
 from duvae_cli.metrics.evaluate import EvalOptions, score_examples
 from duvae_cli.progress import SILENT
-from duvae_cli.train import distributed
+from duvae_cli.runtime import distributed
 
 
 def shard_of(n_examples: int, here: distributed.World) -> np.ndarray:

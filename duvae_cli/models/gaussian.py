@@ -45,6 +45,18 @@ def log_standard_normal(z: torch.Tensor) -> torch.Tensor:
     return -0.5 * (LOG_2PI + z.pow(2)).sum(-1)
 
 
+def draw(mean: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor,
+         score_dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """z = mean + sigma eps (reparameterised) and log N(z; mean, sigma^2) per coordinate, the one
+    place duvae draws z from a diagonal Gaussian and scores it. Shapes broadcast (e.g. mean (B, 1, D)
+    with eps (B, K, D)). The score uses (z - mean)^2 / sigma^2 = eps^2 exactly (no cancellation),
+    computed in `score_dtype` (e.g. float64 for IW-NLL's log-weights) when given."""
+    z = mean + eps * (0.5 * logvar).exp()
+    if score_dtype is not None:
+        logvar, eps = logvar.to(score_dtype), eps.to(score_dtype)
+    return z, -0.5 * (LOG_2PI + logvar + eps.pow(2))
+
+
 def sample(mean: torch.Tensor, logvar: torch.Tensor, n: int | None = None,
            generator: torch.Generator | None = None) -> torch.Tensor:
     """Reparameterised draws: (..., D) or, with `n`, (..., n, D)."""
@@ -54,4 +66,4 @@ def sample(mean: torch.Tensor, logvar: torch.Tensor, n: int | None = None,
     else:
         shape = mean.shape
     eps = torch.randn(shape, generator=generator, dtype=mean.dtype, device=mean.device)
-    return mean + eps * (0.5 * logvar).exp()
+    return draw(mean, logvar, eps)[0]

@@ -7,34 +7,13 @@ is not; padding is masked, so a padded batch gives exactly the per-sentence valu
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from duvae_cli.data.batching import TextBatch
 from duvae_cli.models.gaussian import posterior_head
 from duvae_cli.models.lstm import run_lstm
-
-
-class TextBatch(NamedTuple):
-    tokens: torch.Tensor  # (B, T) int64
-    lengths: torch.Tensor  # (B,) int64, including <s> and </s>
-
-    def to(self, device) -> "TextBatch":
-        """On the device; to a GPU from pinned memory, without waiting for the copy."""
-        if torch.device(device).type == "cuda" and not self.tokens.is_cuda:
-            return TextBatch(self.tokens.pin_memory().to(device, non_blocking=True),
-                             self.lengths.pin_memory().to(device, non_blocking=True))
-        return TextBatch(self.tokens.to(device), self.lengths.to(device))
-
-    def __len__(self) -> int:
-        return self.tokens.shape[0]
-
-    @property
-    def n_predicted(self) -> torch.Tensor:
-        """Tokens each sentence predicts (words + </s>): the PPL denominator."""
-        return self.lengths - 1
 
 
 def reference_init(module: nn.Module, embedding: nn.Embedding) -> None:

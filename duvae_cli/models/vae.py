@@ -19,8 +19,9 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from duvae_cli.models import gaussian
 from duvae_cli.models.gaussian import LOG_2PI, float32_region, kl_standard_normal, widen
-from duvae_cli.models.regularizers import Regularizer
+from duvae_cli.models.regularizer import Regularizer
 
 
 @dataclass
@@ -70,8 +71,7 @@ class VAE(nn.Module):
         if eps.dim() == mean.dim() + 1:  # K samples per example
             mean, logvar = mean.unsqueeze(-2), logvar.unsqueeze(-2)
             context = None if context is None else context.unsqueeze(-2)
-        z = mean + eps * (0.5 * logvar).exp()
-        log_q = -0.5 * (LOG_2PI + logvar + eps.pow(2))  # (z - mu)^2 / sigma^2 = eps^2 exactly
+        z, log_q = gaussian.draw(mean, logvar, eps)
         if self.flow is not None:
             z, log_q = self.flow(z, context, log_q)
         return z, log_q

@@ -33,7 +33,7 @@ from duvae_cli.options import command_problem
 from duvae_cli.probe.features import probe_features
 from duvae_cli.probe.linear import _batches, _init, _one_thread
 from duvae_cli.progress import SILENT, Reporter, note
-from duvae_cli.train.batching import ImageBatches
+from duvae_cli.data.batching import ImageBatches
 
 DRAWINGS_PER_CHARACTER = 15
 
@@ -103,7 +103,7 @@ class Pool:
 
 def train_pool(dataset, seed: int) -> tuple[ImageSplit, str]:
     """Train + valid as one binarised split in (character, drawer) order, and how the order was found."""
-    from duvae_cli.data.omniglot import pool_positions
+    from duvae_cli.prepare.omniglot import pool_positions
 
     train, valid = dataset.splits["train"], dataset.splits["valid"]
     pick = lambda key: np.concatenate([getattr(train, key), getattr(valid, key)])  # noqa: E731
@@ -181,13 +181,13 @@ def probe_alphabets(train: Pool, test: Pool, k: int, names: list[str], options: 
 def classify_alphabets(run_dir: Path, options: AlphabetOptions = AlphabetOptions(),
                        reporter: Reporter = SILENT) -> AlphabetResult:
     """Encode every image once, then train and score the per-alphabet probes for every k."""
-    from duvae_cli.train.loop import resolve_device
-    from duvae_cli.train.run import load_trained
+    from duvae_cli.runtime import as_device
+    from duvae_cli.runs.load import load_trained
 
     bad = [k for k in options.per_class if not 1 <= k <= DRAWINGS_PER_CHARACTER]
     if bad:
         raise UsageError(f"--per-class {bad[0]}: must be in 1..{DRAWINGS_PER_CHARACTER}")
-    device = resolve_device(options.device)
+    device = as_device(options.device)
     trained = load_trained(Path(run_dir), options.checkpoint, device=device, data_root=options.data_root)
     for line in trained.data_notes:  # a split changed, data found elsewhere: shown even with -q
         note(reporter, line)

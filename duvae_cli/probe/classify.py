@@ -93,11 +93,11 @@ class ProbeResult:
 def classify_run(run_dir: Path, options: ClassifyOptions = ClassifyOptions(),
                  reporter: Reporter = SILENT) -> ProbeResult:
     """Train and score the probes of one run (nothing is written; see `probe.outputs`)."""
-    from duvae_cli.train.loop import resolve_device
-    from duvae_cli.train.run import load_trained
+    from duvae_cli.runtime import as_device
+    from duvae_cli.runs.load import load_trained
 
     require_text_run(Path(run_dir), "duvae classify")
-    device = resolve_device(options.device)
+    device = as_device(options.device)
     trained = load_trained(Path(run_dir), options.checkpoint, device=device, data_root=options.data_root)
     for line in trained.data_notes:  # a split changed, data found elsewhere: shown even with -q
         note(reporter, line)

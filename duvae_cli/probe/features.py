@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from duvae_cli.errors import UsageError
-from duvae_cli.train.batching import batches_for, plan_batches
+from duvae_cli.data.batching import batches_for, plan_batches
 
 IMAGE_DATASETS = ("omniglot", "mnist")
 

@@ -24,7 +24,7 @@ from duvae_cli.sweep.grid import CHOSEN, expand, point_name
 from duvae_cli.sweep.launch import Tally, run_local
 from duvae_cli.sweep.points import PointSpec, has_work, point_status, then_args
 from duvae_cli.sweep.slurm import SlurmOptions, check_options, require_sbatch, run_slurm, sbatch_script
-from duvae_cli.train.config import resolve_config
+from duvae_cli.config.resolve import resolve_config
 
 LAUNCHERS = ("local", "slurm")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 
 from duvae_cli.errors import UsageError
-from duvae_cli.train.config import parse_set
+from duvae_cli.config.resolve import parse_set
 
 CHOSEN = ("dataset", "model")  # fields that pick presets: passed as flags, not --set
 

@@ -202,7 +202,7 @@ def _first_line(proc: subprocess.CompletedProcess) -> str:
 def run_task(tasks_file: Path, index: int) -> dict:
     """Array task `index` (`duvae sweep-task`): its point's commands, its result file written."""
     from duvae_cli.sweep.launch import run_local
-    from duvae_cli.train.run import read_json
+    from duvae_cli.runs.run import read_json
 
     points = read_json(tasks_file).get("points", [])
     if not 0 <= index < len(points):

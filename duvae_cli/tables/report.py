@@ -24,6 +24,7 @@ import numpy as np
 from duvae_cli.errors import DuvaeError, UsageError
 from duvae_cli.progress import SILENT, Reporter
 from duvae_cli.tables import fresh
+from duvae_cli.tables.declared import model_options, with_defaults
 from duvae_cli.tables.evaluations import DATA, Evaluation, run_evaluations
 from duvae_cli.tables.runs import SETTINGS, read_config, resolve_runs
 
@@ -31,7 +32,6 @@ DEFAULT_METRICS = ("iw_nll", "kl", "mi", "au")
 HEADERS = {"iw_nll": "NLL", "elbo_nll": "ELBO-NLL", "kl": "KL", "mi": "MI", "au": "AU", "ppl": "PPL",
            "iw_ppl": "IW-PPL", "elbo_ppl": "ELBO-PPL", "rec": "Rec", "mpd": "MPD", "ce": "CE"}
 NOT_MODEL = ("seed", "device", "data_root", "checkpoint_every", "eval_batch_size")  # do not split rows
-REGULARIZER_FIELDS = ("gamma", "p", "beta", "fb_lambda", "delta")  # always shown when set
 SETTING_HEADERS = {"n_samples": "K", "examples": "examples", "seed": "eval_seed", "mi_estimator": "mi_estimator",
                    "au_threshold": "au_threshold", "precision": "precision", DATA: "split_sha256"}
 ALWAYS_SHOWN = ("n_samples", "examples")  # the other settings get a column when they vary
@@ -116,7 +116,7 @@ def _model_key(config: dict) -> str:
 
 
 def _settings(config: dict, varying: set[str]) -> str:
-    shown = [k for k in REGULARIZER_FIELDS if config.get(k) is not None]
+    shown = [k for k in model_options(str(config.get("model"))) if config.get(k) is not None]
     shown += sorted(k for k in varying if k not in shown)
     return ", ".join(f"{k}={config.get(k)}" for k in shown)
 
@@ -153,7 +153,7 @@ def build_report(paths: list[Path], metrics: tuple[str, ...] = DEFAULT_METRICS, 
             continue
         current = fresh.current_sha256(run_dir, checkpoint)
         evaluations += [e.check(current) for e in found]
-        config = _with_defaults(read_config(run_dir))
+        config = with_defaults(read_config(run_dir))
         model = (config.get("dataset"), config.get("model"), _model_key(config))
         probes = [e for e in found if e.settings is None]
         for scored in [e for e in found if e.settings is not None] or [None]:
@@ -169,20 +169,12 @@ def build_report(paths: list[Path], metrics: tuple[str, ...] = DEFAULT_METRICS, 
 
 def _check_metrics(metrics: tuple[str, ...]) -> None:
     """Every name must be one `duvae evaluate` writes (metrics/report.py ORDER)."""
-    from duvae_cli.metrics.report import ORDER
+    from duvae_cli.metrics.names import ORDER
 
     known = [*ORDER, *(h for h in HEADERS if h not in ORDER)]
     unknown = [m for m in metrics if m not in known]
     if unknown or not metrics:
         raise UsageError(f"--metrics {','.join(unknown) or repr('')}: unknown metric; choose from: {', '.join(known)}")
-
-
-def _with_defaults(config: dict) -> dict:
-    """A saved config completed with today's defaults: a run made before a field existed ran as its
-    default (new fields default to the old behaviour), so it groups with the newer runs."""
-    from duvae_cli.train.config import TrainConfig
-
-    return {**TrainConfig().to_dict(), **config}
 
 
 def _shown_settings(rows: list[Row]) -> list[str]:

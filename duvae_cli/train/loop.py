@@ -1,15 +1,16 @@
-"""The training loop: one function, read top to bottom (design.md §2 schedules).
+"""The training loop, read top to bottom (design.md §2 schedules): `train` runs `Training.epoch` and
+`Training.end_epoch` until the epochs or the lr decays are spent.
 
-Per step: KL weight from the annealing schedule, one z per example, loss = mean(rec + w * kl_term),
-clip the global gradient norm, step, let the regularizer act (DU rescales its BN scales).
-Per epoch: validation ELBO/KL/MI/AU, best checkpoint on improvement, plateau halving of the lr with
-a reload of the best weights, `last.pt` and a `history.csv` row. Everything a resumed run needs
-(model, optimizer, schedule state, RNG states, history) is in the checkpoint, so stopping at any
-step and resuming gives bit-identical results on the CPU.
+Per step: KL weight from the annealing schedule (schedule.py), the strategy's update (methods/),
+running sums. Per epoch: validation ELBO/KL/MI/AU, best checkpoint on improvement, plateau halving
+of the lr with a reload of the best weights, `last.pt` and a `history.csv` row. Everything a resumed
+run needs (model, optimizer, schedule state, RNG states, history) is in the checkpoint, so stopping
+at any step and resuming gives bit-identical results on the CPU.
 
-Under torchrun every rank runs this loop on the same global batches through a
-`distributed.DataParallelVAE` (each rank trains on its shard) and rank 0 alone writes; `--precision`
-autocasts the forward pass (train/precision.py). See docs/distributed.md.
+What the loop tells the world goes through one `Hooks` object (progress, tracking records, a
+callback after each checkpoint, a stop flag). The device and precision come decided, in a
+`runtime.Runtime`. Under torchrun every rank runs this loop on the same global batches through a
+`parallel.DataParallelVAE` (each rank trains on its shard) and rank 0 alone writes (docs/distributed.md).
 """
 
 from __future__ import annotations
@@ -19,23 +20,26 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 
-from duvae_cli.errors import DuvaeError, UsageError
+from duvae_cli.config import TrainConfig, build_model, decide_runtime
+from duvae_cli.data.batching import batches_for
+from duvae_cli.errors import DuvaeError
 from duvae_cli.interrupt import Interrupted
-from duvae_cli.tracking.records import epoch_record, step_record
+from duvae_cli.methods import build_strategy
+from duvae_cli.optim import make_optimizer
 from duvae_cli.progress import SILENT, Reporter
-from duvae_cli.train import distributed
-from duvae_cli.train.batching import batches_for
-from duvae_cli.train.build import build_model
-from duvae_cli.train.config import TrainConfig
-from duvae_cli.train.history import write_history
-from duvae_cli.train.precision import FP32, Precision, resolve_auto
-from duvae_cli.train.run import load_checkpoint, save_checkpoint
-from duvae_cli.train.step import clip_gradients, train_step  # noqa: F401  (re-exported: tests, benchmarks)
-from duvae_cli.train.strategies import make_strategy
+from duvae_cli.runs.checkpoint import load_checkpoint, save_checkpoint
+from duvae_cli.runs.history import write_history
+from duvae_cli.runtime import Runtime
+from duvae_cli.runtime.distributed import sync_from_main
+from duvae_cli.runtime.precision import FP32, Precision
+from duvae_cli.tracking.records import epoch_record, step_record
+from duvae_cli.train import parallel
+from duvae_cli.train.schedule import kl_weight_at
 from duvae_cli.train.validate import validate
 
 
@@ -53,7 +57,25 @@ class LoopState:
     decays: int = 0
     sums: dict = field(default_factory=dict)  # running training sums of the current epoch
     history: list = field(default_factory=list)  # one dict per finished epoch
-    strategy_state: dict = field(default_factory=dict)  # the --strategy's bookkeeping (train/strategies.py)
+    strategy_state: dict = field(default_factory=dict)  # the --strategy's bookkeeping (methods/)
+
+
+@dataclass
+class Hooks:
+    """What the loop tells the world (rank 0; see `of`). `reporter`: progress and log lines; `log`: a
+    callable taking the records of tracking/records.py; `on_checkpoint()`: after each save; `stop`
+    (interrupt.StopFlag): when set, last.pt is saved after the step in progress and the run ends
+    with interrupt.Interrupted."""
+
+    reporter: Reporter = SILENT
+    log: Callable[[dict], None] | None = None
+    on_checkpoint: Callable[[], None] | None = None
+    stop: object | None = None
+
+    def of(self, here) -> "Hooks":
+        """The hooks of a process: all of them on rank 0; the others keep only the reporter (its progress
+        task advances on every rank: a caller's reporter may stop the run there) and the stop flag."""
+        return self if here.is_main else Hooks(reporter=self.reporter, stop=self.stop)
 
 
 SHOW_EVERY = 25  # on a GPU, the progress line's loss is read back every this many steps
@@ -63,139 +85,129 @@ class NonFiniteLoss(DuvaeError):
     pass
 
 
-def resolve_device(name: str) -> torch.device:
-    """`--device` (auto, cpu, cuda or cuda:N) as a torch device; a device this machine does not have
-    is a usage error (exit 2), found before any file is read."""
-    name = str(name)
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name != "cpu" and not (name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit())):
-        raise UsageError(f"--device {name!r}: choose auto, cpu, cuda or cuda:N")
-    if name.startswith("cuda"):
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0:
-            raise UsageError(f"--device {name}: CUDA is not available on this machine")
-        if name != "cuda" and int(name[5:]) >= count:
-            raise UsageError(f"--device {name}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
-    return torch.device(name)
+def train(config: TrainConfig, dataset, run_dir: Path, runtime: Runtime | None = None,
+          hooks: Hooks = Hooks(), resume: bool = False) -> LoopState:
+    """Train (or with `resume`, continue from last.pt) the run in `run_dir`. `runtime`: the device and
+    precision decided at the command's start (a library caller without one gets
+    `config.decide_runtime` here). fp32 training on CUDA uses TF32 matrix products (precision.py)."""
+    if runtime is None:
+        runtime = decide_runtime(config, getattr(dataset, "kind", "text"))
+    if config.precision == "auto":  # the run records what `auto` resolved to
+        config = dataclasses.replace(config, precision=runtime.precision)
+    with Precision(runtime.precision, runtime.device).training():
+        training = Training(config, dataset, Path(run_dir), runtime, hooks, resume)
+        while training.state.epoch < config.epochs and training.state.decays < config.max_decays:
+            training.epoch()
+            training.end_epoch()
+        return training.state
 
 
-def make_optimizer(config: TrainConfig, model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
-    if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=lr)
-    return torch.optim.SGD(params, lr=lr)  # momentum 0, as the reference
+class Training:
+    """One run's model, optimizer, strategy, data and state, between `train`'s epochs."""
 
+    def __init__(self, config: TrainConfig, dataset, run_dir: Path, runtime: Runtime, hooks: Hooks, resume: bool):
+        here = runtime.world  # a world of one outside torchrun (docs/distributed.md)
+        parallel.check_config(config, here)
+        self.config, self.run_dir, self.device, self.here = config, run_dir, runtime.device, here
+        self.hooks = hooks.of(here)
+        torch.manual_seed(config.seed)
+        self.model = build_model(config, dataset).to(self.device)
+        self.precision = Precision(runtime.precision, self.device)
+        self.state, rng = LoopState(lr=config.lr), None
+        self.optimizer = make_optimizer(config, self.model, self.state.lr)
+        if resume:
+            self.state, rng = _restore(self.checkpoint("last"), self.model, self.optimizer, self.device,
+                                       self.precision)
+        self.runner = parallel.replicate(self.model, here, config, rng, self.state.step)  # DDP, or the model
+        self.train_data, self.valid_data = batches_for(dataset.splits["train"]), batches_for(dataset.splits["valid"])
+        self.steps_per_epoch = len(self.train_data.plan(config.batch_size, min_size=here.min_batch()))
+        self.strategy = build_strategy(config, self.model, self.optimizer, self.train_data, self.runner,
+                                       self.precision)
 
-def kl_weight_at(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
-    """Linear annealing from kl_start to 1 over `warm_up` epochs, per step (the weight of step+1)."""
-    if config.warm_up <= 0 or config.kl_start >= 1:
-        return 1.0
-    rate = (1.0 - config.kl_start) / (config.warm_up * steps_per_epoch)
-    return min(1.0, config.kl_start + rate * (step + 1))
+    def checkpoint(self, name: str) -> Path:
+        return self.run_dir / "checkpoints" / f"{name}.pt"
 
-
-def train(config: TrainConfig, dataset, run_dir: Path, reporter: Reporter = SILENT,
-          resume: bool = False, is_main: bool = True, stop=None, on_checkpoint=None, log=None) -> LoopState:
-    """`stop` (interrupt.StopFlag): when set, last.pt is saved after the step in progress and the
-    run ends with interrupt.Interrupted. `on_checkpoint()` is called after each save (rank 0).
-    `log`: a callable taking the records of tracking/records.py (rank 0 only), or None.
-    fp32 training on CUDA uses TF32 matrix products (train/precision.py); evaluation does not."""
-    device = resolve_device(config.device)
-    if config.precision == "auto":  # `duvae train` resolves it before the run starts (train/session.py)
-        kind = getattr(dataset, "kind", "text")
-        config = dataclasses.replace(config, precision=resolve_auto(config, device, kind)[0])
-    with Precision(config.precision, device).training():
-        return _train(config, dataset, run_dir, reporter, resume, is_main, stop, on_checkpoint, log)
-
-
-def _train(config, dataset, run_dir, reporter, resume, is_main, stop, on_checkpoint, log) -> LoopState:
-    here = distributed.world()  # a world of one outside torchrun (docs/distributed.md)
-    distributed.check_config(config, here)
-    is_main = is_main and here.is_main
-    log = log if is_main else None
-    device = here.device(resolve_device(config.device))
-    torch.manual_seed(config.seed)
-    model = build_model(config, dataset).to(device)
-    precision = Precision(config.precision, device)
-    state, rng = LoopState(lr=config.lr), None
-    optimizer = make_optimizer(config, model, state.lr)
-    checkpoints = run_dir / "checkpoints"
-    if resume:
-        state, rng = _restore(checkpoints / "last.pt", model, optimizer, device, precision)
-    runner = distributed.replicate(model, here, config, rng, state.step)  # DDP, or the model itself
-    train_data, valid_data = batches_for(dataset.splits["train"]), batches_for(dataset.splits["valid"])
-    steps_per_epoch = len(train_data.plan(config.batch_size, min_size=here.min_batch()))
-    strategy = make_strategy(config, model, optimizer, train_data, runner, precision)
-
-    def save(name: str) -> None:
-        rng = distributed.checkpoint_rng(runner)  # every rank's streams (collective under DDP)
-        if is_main:
-            save_checkpoint(checkpoints / name, _snapshot(model, optimizer, state, config, rng, precision))
-            if on_checkpoint is not None:
-                on_checkpoint()
-
-    def stop_if_asked(in_epoch: bool) -> None:
-        if stop is not None and stop.requested:
-            if in_epoch:
-                save("last.pt")
-            raise Interrupted(f"interrupted at epoch {state.epoch + int(in_epoch)} step {state.step}; "
-                              f"continue with: duvae train --resume {run_dir}")
-
-    while state.epoch < config.epochs and state.decays < config.max_decays:
-        plan = train_data.plan(config.batch_size, np.random.default_rng([config.seed, state.epoch]),
-                               min_size=here.min_batch())  # the global plan; each rank takes its shard
-        model.train()
+    def epoch(self) -> None:
+        """The steps of the current epoch (from the batch it stopped at, after a resume)."""
+        config, state = self.config, self.state
+        plan = self.train_data.plan(config.batch_size, np.random.default_rng([config.seed, state.epoch]),
+                                    min_size=self.here.min_batch())  # the global plan; each rank its shard
+        self.model.train()
         shown = {}  # the loss and KL the progress line shows
-        with reporter.task(f"epoch {state.epoch + 1}/{config.epochs}", total=len(train_data)) as task:
+        with self.hooks.reporter.task(f"epoch {state.epoch + 1}/{config.epochs}", total=len(self.train_data)) as task:
             task.advance(sum(len(b) for b in plan[: state.batch_in_epoch]))
             for indices in plan[state.batch_in_epoch:]:
-                batch = train_data.batch(indices, train=True).to(device)  # global: DDP trains each rank's shard
-                kl_weight = kl_weight_at(config, state.step, steps_per_epoch)
-                started = time.perf_counter()
-                out = strategy.step(batch, kl_weight, state)  # under DDP: rec, kl and loss of the global batch
-                if not torch.isfinite(out.loss):
-                    raise NonFiniteLoss(_nan_message(state, out, checkpoints / "last.pt"))
-                state.step += 1
-                state.batch_in_epoch += 1
-                seconds = time.perf_counter() - started
-                _accumulate(state.sums, out, model, len(out.rec), seconds, kl_weight)
-                if log is not None:
-                    log(step_record(state, out, kl_weight, seconds))
-                if device.type == "cpu" or state.step % SHOW_EVERY == 0:  # a GPU: read back now and then
+                out = self.step(indices)
+                if self.device.type == "cpu" or state.step % SHOW_EVERY == 0:  # a GPU: read back now and then
                     shown.update(loss=out.loss.item(), kl=out.kl.mean().item())
                 task.advance(len(out.rec), **shown)
                 if config.checkpoint_every and state.step % config.checkpoint_every == 0:
-                    save("last.pt")
-                stop_if_asked(in_epoch=True)
-        metrics = validate(model, valid_data, config.eval_batch_size, seed=config.seed + state.epoch,
-                           device=device, kl_weight=kl_weight_at(config, state.step - 1, steps_per_epoch),
-                           mi_batch_size=strategy.mi_batch_size)  # weight of the last step (DU's floor)
+                    self.save("last")
+                self.stop_if_asked(in_epoch=True)
+
+    def step(self, indices: np.ndarray):
+        """One training batch: the strategy's update, then the running sums and the step record."""
+        state = self.state
+        batch = self.train_data.batch(indices, train=True).to(self.device)  # global: DDP trains each shard
+        kl_weight = kl_weight_at(self.config, state.step, self.steps_per_epoch)
+        started = time.perf_counter()
+        out = self.strategy.step(batch, kl_weight, state)  # under DDP: rec, kl and loss of the global batch
+        if not torch.isfinite(out.loss):
+            raise NonFiniteLoss(_nan_message(state, out, self.checkpoint("last")))
+        state.step += 1
+        state.batch_in_epoch += 1
+        seconds = time.perf_counter() - started
+        _accumulate(state.sums, out, self.model, len(out.rec), seconds, kl_weight)
+        if self.hooks.log is not None:
+            self.hooks.log(step_record(state, out, kl_weight, seconds))
+        return out
+
+    def end_epoch(self) -> None:
+        """Validation, best/last checkpoints, the plateau rule, history.csv and the epoch's line."""
+        config, state, hooks = self.config, self.state, self.hooks
+        metrics = validate(self.model, self.valid_data, config.eval_batch_size, seed=config.seed + state.epoch,
+                           device=self.device, kl_weight=kl_weight_at(config, state.step - 1, self.steps_per_epoch),
+                           mi_batch_size=self.strategy.mi_batch_size)  # weight of the last step (DU's floor)
         improved = metrics["loss"] < state.best_loss
         if improved:
             state.best_loss = metrics["loss"]
-        state.history.append(_history_row(state, metrics, config))
-        if log is not None:
-            log(epoch_record(state, metrics))
-        note = strategy.end_epoch(state, metrics[strategy.mi_key])  # aggressive: ends at the first fall of MI
-        if note and is_main:
-            reporter.log(note)
+        state.history.append(_history_row(state, metrics))
+        if hooks.log is not None:
+            hooks.log(epoch_record(state, metrics))
+        note = self.strategy.end_epoch(state, metrics[self.strategy.mi_key])  # aggressive: ends at MI's first fall
+        if note and self.here.is_main:
+            hooks.reporter.log(note)
         decays = state.decays
-        _plateau(config, state, metrics["loss"], model, optimizer, checkpoints / "best.pt", device)
+        _plateau(config, state, metrics["loss"], self.model, self.optimizer, self.checkpoint("best"), self.device)
         if state.decays != decays:
-            distributed.sync_from_main(model)  # best.pt may be on rank 0's disk only
+            sync_from_main(self.model)  # best.pt may be on rank 0's disk only
         state.epoch += 1
         state.batch_in_epoch, state.sums = 0, {}
         if improved:
-            save("best.pt")
-        save("last.pt")
-        if is_main:
-            write_history(run_dir / "history.csv", state.history)
-            reporter.log(_epoch_line(state.history[-1]))
-            _warn_bn_eps(reporter, state.history[-1], config)
+            self.save("best")
+        self.save("last")
+        if self.here.is_main:
+            write_history(self.run_dir / "history.csv", state.history)
+            hooks.reporter.log(_epoch_line(state.history[-1]))
+            _warn_bn_eps(hooks.reporter, state.history[-1], config)
         if state.epoch < config.epochs:
-            stop_if_asked(in_epoch=False)
-    return state
+            self.stop_if_asked(in_epoch=False)
+
+    def save(self, name: str) -> None:
+        rng = parallel.checkpoint_rng(self.runner)  # every rank's streams (collective under DDP)
+        if self.here.is_main:
+            save_checkpoint(self.checkpoint(name), _snapshot(self.model, self.optimizer, self.state, self.config,
+                                                            rng, self.precision))
+            if self.hooks.on_checkpoint is not None:
+                self.hooks.on_checkpoint()
+
+    def stop_if_asked(self, in_epoch: bool) -> None:
+        stop = self.hooks.stop
+        if stop is not None and stop.requested:
+            if in_epoch:
+                self.save("last")
+            raise Interrupted(f"interrupted at epoch {self.state.epoch + int(in_epoch)} step {self.state.step}; "
+                              f"continue with: duvae train --resume {self.run_dir}")
 
 
 def _plateau(config, state: LoopState, loss: float, model, optimizer, best_path: Path, device) -> None:
@@ -229,7 +241,7 @@ def _accumulate(sums: dict, out, model, n: int, seconds: float, kl_weight: float
         sums["pre_bn_var"] = sums.get("pre_bn_var", 0.0) + pre_bn.detach().double()
 
 
-def _history_row(state: LoopState, val: dict, config: TrainConfig) -> dict:
+def _history_row(state: LoopState, val: dict) -> dict:
     s = state.sums
     row = {
         "epoch": state.epoch + 1, "step": state.step, "kl_weight": s.get("kl_weight", float("nan")),
@@ -269,7 +281,7 @@ def _nan_message(state: LoopState, out, last: Path) -> str:
 
 def _snapshot(model, optimizer, state: LoopState, config: TrainConfig, rng: dict | None = None,
               precision: Precision = FP32) -> dict:
-    """`rng`: the data-parallel streams (distributed.checkpoint_rng); else torch's own state."""
+    """`rng`: the data-parallel streams (parallel.checkpoint_rng); else torch's own state."""
     if rng is None:
         rng = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available():

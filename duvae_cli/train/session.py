@@ -1,4 +1,6 @@
-"""Start or resume a training run: dataset, run directory, config and manifest around the loop."""
+"""Start or resume a training run: dataset, runtime, run directory, config and manifest around the
+loop. The runtime (device, precision) is decided once here, before any file is written, and passed
+down (runtime/)."""
 
 from __future__ import annotations
 
@@ -9,26 +11,27 @@ import time
 from pathlib import Path
 
 from duvae_cli import interrupt, locking
+from duvae_cli.config import TrainConfig, decide_runtime
+from duvae_cli.config.resolve import check_ranges
 from duvae_cli.data import binding
+from duvae_cli.data.store import dataset_path, load_dataset, peek_kind
 from duvae_cli.errors import DuvaeError, UsageError
 from duvae_cli.interrupt import Interrupted
 from duvae_cli.progress import SILENT, Reporter, note
-from duvae_cli.train import distributed
+from duvae_cli.runs.checkpoint import load_checkpoint
+from duvae_cli.runs.run import manifest, new_run_dir, point_latest, read_config, read_json, write_json
+from duvae_cli.runs.selfcheck import check_checkpoint
+from duvae_cli.runtime import Runtime, distributed
 from duvae_cli.tracking import check_trackers, training_tracker
-from duvae_cli.train.config import TrainConfig, check_ranges
-from duvae_cli.train.loop import resolve_device, train
-from duvae_cli.train.precision import Precision, resolve_auto
-from duvae_cli.train.run import (load_checkpoint, manifest, new_run_dir, point_latest, read_config, read_json,
-                                 write_json)
-from duvae_cli.train.selfcheck import check_checkpoint
+from duvae_cli.train import parallel
+from duvae_cli.train.loop import Hooks, train
 
 LOCK = ".lock"  # RUN/.lock: held by the process that trains the run (duvae_cli/locking.py)
 
 
 def open_training_data(config: TrainConfig, reporter: Reporter = SILENT):
     """The prepared dataset of `config`; the synthetic one is generated when absent."""
-    from duvae_cli.data.prepare import PrepareOptions, prepare_dataset
-    from duvae_cli.data.store import dataset_path, load_dataset
+    from duvae_cli.prepare import PrepareOptions, prepare_dataset
 
     path = dataset_path(config.dataset, config.data_root)
     if not path.exists():
@@ -53,18 +56,19 @@ def start_run(config: TrainConfig, runs_root: Path = Path("runs"), run_dir: Path
     directory (its name is then shared) and writes the files. A run that stops before its first
     checkpoint is removed again; `runs/latest` moves to a run once it has a checkpoint. `log`: trackers
     (tracking/)."""
-    _check_runnable(config)  # before a run directory exists
+    parallel.check_config(config, distributed.world())  # torchrun's limits, before a run directory exists
     check_trackers(log, log_every)
-    with distributed.main_first(distributed.world()):
+    runtime = decide_runtime(config, _data_kind(config))  # device and precision: usage errors before any write
+    config = dataclasses.replace(config, precision=runtime.precision)
+    with distributed.main_first(runtime.world):
         path, dataset = open_training_data(config, reporter)
-    config, why = _resolve_precision(config, getattr(dataset, "kind", "text"))
-    reporter.log(f"precision: {config.precision} ({why})")
+    reporter.log(f"precision: {config.precision} ({runtime.precision_reason})")
     with contextlib.ExitStack() as held:
-        run_dir, info = distributed.run_on_main(_create_run, config, runs_root, run_dir, path, dataset,
+        run_dir, info = distributed.run_on_main(_create_run, config, runtime, runs_root, run_dir, path, dataset,
                                                 reporter, held)
         _check_ranks_data(run_dir, dataset, info["data_binding"])
         try:
-            _train_and_finish(config, dataset, run_dir, info, reporter, resume=False, log=(log, log_every))
+            _train_and_finish(config, dataset, run_dir, info, runtime, reporter, resume=False, log=(log, log_every))
         except BaseException as exc:  # also Ctrl-C: no run directory without a checkpoint survives
             replaced = _without_dead_end(run_dir, exc)
             if replaced is exc:
@@ -83,7 +87,14 @@ def _without_dead_end(run_dir: Path, exc: BaseException) -> BaseException:
     return exc
 
 
-def _create_run(config: TrainConfig, runs_root: Path, run_dir: Path | None, path: Path, dataset,
+def _data_kind(config: TrainConfig) -> str:
+    """The kind of the data a run will train on, read from the prepared file's attributes (the
+    synthetic data, generated on demand, is text); what `auto` precision reads."""
+    path = dataset_path(config.dataset, config.data_root)
+    return (peek_kind(path) if path.exists() else None) or "text"
+
+
+def _create_run(config: TrainConfig, runtime: Runtime, runs_root: Path, run_dir: Path | None, path: Path, dataset,
                 reporter: Reporter, held: contextlib.ExitStack) -> tuple[Path, dict]:
     if run_dir is not None and _is_dead_end(run_dir):  # left by a duvae that kept failed runs
         with locking.hold(run_dir / LOCK, f"run {run_dir}"):  # refuses if it is being written now
@@ -92,8 +103,8 @@ def _create_run(config: TrainConfig, runs_root: Path, run_dir: Path | None, path
     run_dir = new_run_dir(config, runs_root, run_dir)
     held.enter_context(locking.hold(run_dir / LOCK, f"run {run_dir}"))
     write_json(run_dir / "config.json", config.to_dict())
-    info = manifest(config, path, dataset.sha256, str(resolve_device(config.device)))
-    info["world_size"] = distributed.world().size  # processes that trained (torchrun), 1 otherwise
+    info = manifest(config, path, dataset.sha256, str(runtime.device))
+    info["world_size"] = runtime.world.size  # processes that trained (torchrun), 1 otherwise
     info["precision"] = config.precision  # the resolved training precision (config.json has it too)
     info["data_binding"] = binding.write(run_dir, dataset)  # vocabulary, format, split fingerprints
     write_json(run_dir / "manifest.json", info)
@@ -137,8 +148,9 @@ def resume_run(run_dir: Path, epochs: int | None = None, device: str | None = No
         if changes:
             check_ranges(changes)  # --epochs 99999999999999999999 is refused, not stored
             config = TrainConfig(**{**config.to_dict(), **changes})
-        _check_runnable(config)
+        parallel.check_config(config, here)
         check_trackers(log, log_every)
+        runtime = decide_runtime(config, _data_kind(config))  # precision: the run's own (config.json)
         info = read_json(run_dir / "manifest.json")
         with distributed.main_first(here):
             path, dataset = _resume_data(run_dir, config, info, reporter)
@@ -149,12 +161,12 @@ def resume_run(run_dir: Path, epochs: int | None = None, device: str | None = No
             write_json(run_dir / "config.json", config.to_dict())
         info.setdefault("resumed_utc", []).append(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
         info["world_size"] = here.size
-        _train_and_finish(config, dataset, run_dir, info, reporter, resume=True, log=(log, log_every))
+        _train_and_finish(config, dataset, run_dir, info, runtime, reporter, resume=True, log=(log, log_every))
     return run_dir
 
 
 def _check_last(run_dir: Path, config: TrainConfig) -> None:
-    """last.pt agrees with config.json and is finite (train/selfcheck.py), before anything is written."""
+    """last.pt agrees with config.json and is finite (runs/selfcheck.py), before anything is written."""
     last = run_dir / "checkpoints" / "last.pt"
     check_checkpoint(load_checkpoint(last, "cpu"), config, last)
 
@@ -162,7 +174,6 @@ def _resume_data(run_dir: Path, config: TrainConfig, info: dict, reporter: Repor
     """The data a resumed run goes on with: its config's DATA_ROOT/NAME; for a moved run, the same data
     at the recorded path or under data/ (data/locate.py, one note); synthetic data is made again."""
     from duvae_cli.data.locate import data_roots, run_dataset
-    from duvae_cli.data.store import dataset_path
 
     if dataset_path(config.dataset, config.data_root).exists():
         return open_training_data(config, reporter)
@@ -178,27 +189,12 @@ def _resume_data(run_dir: Path, config: TrainConfig, info: dict, reporter: Repor
     return Path(dataset.path), dataset
 
 
-def _check_runnable(config: TrainConfig) -> None:
-    """Usage errors that depend on where the run runs: torchrun's limits, --precision vs device."""
-    distributed.check_config(config, distributed.world())
-    if config.precision != "auto":
-        Precision(config.precision, resolve_device(config.device))
-
-
-def _resolve_precision(config: TrainConfig, data_kind: str) -> tuple[TrainConfig, str]:
-    """`auto` becomes fp32 or bf16 for this device, model and data (train/precision.py)."""
-    if config.precision != "auto":
-        return config, "as asked"
-    name, why = resolve_auto(config, distributed.world().device(resolve_device(config.device)), data_kind)
-    return dataclasses.replace(config, precision=name), why
-
-
-def _train_and_finish(config, dataset, run_dir: Path, info: dict, reporter: Reporter, resume: bool,
-                      log: tuple = (None, None)) -> None:
+def _train_and_finish(config, dataset, run_dir: Path, info: dict, runtime: Runtime, reporter: Reporter,
+                      resume: bool, log: tuple = (None, None)) -> None:
     """Train; Ctrl-C (one process) stops after the step in progress, with a checkpoint of it.
     `log`: (trackers, log_every) for tracking/ (rank 0 only)."""
     started = time.monotonic()
-    here = distributed.world()
+    here = runtime.world
     pointed = []
 
     def on_checkpoint() -> None:  # runs/latest names a run only once it has a checkpoint
@@ -209,8 +205,8 @@ def _train_and_finish(config, dataset, run_dir: Path, info: dict, reporter: Repo
     tracker = training_tracker(run_dir, *log, resume) if here.is_main else None
     try:
         with interrupt.deferred(enabled=not here.active) as stop:  # torchrun ranks would stop at different steps
-            state = train(config, dataset, run_dir, reporter, resume=resume, stop=stop,
-                          on_checkpoint=on_checkpoint, log=tracker)
+            hooks = Hooks(reporter=reporter, log=tracker, on_checkpoint=on_checkpoint, stop=stop)
+            state = train(config, dataset, run_dir, runtime, hooks, resume=resume)
         if tracker is not None:
             final = {"best_val_loss": state.best_loss, "epochs_done": state.epoch, "lr_decays": state.decays,
                      **{k: v for k, v in (state.history[-1] if state.history else {}).items()

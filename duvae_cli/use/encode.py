@@ -67,14 +67,14 @@ def encode_file(run_dir: Path, input_path: Path, out: Path | None = None, split:
     """`duvae encode`: read INPUT with the run's tokenizer, encode it chunk by chunk, write the rows
     (writers.py: by the extension of `out`, JSON lines on stdout without one); returns a summary."""
     from duvae_cli import __version__
-    from duvae_cli.train.loop import resolve_device
-    from duvae_cli.train.run import load_trained
+    from duvae_cli.runtime import as_device
+    from duvae_cli.runs.load import load_trained
     from duvae_cli.use.inputs import read_input
     from duvae_cli.use.newdata import log_input
     from duvae_cli.use.writers import check_out, open_writer
 
     check_out(out)  # a bad extension fails before the model is loaded
-    resolved = resolve_device(device)
+    resolved = as_device(device)
     trained = load_trained(Path(run_dir), checkpoint, device=resolved, data_root=data_root)
     for line in trained.data_notes:  # e.g. a moved run's data found elsewhere (data/locate.py)
         note(reporter, line)

@@ -92,7 +92,7 @@ def fingerprint(split: TextSplit | ImageSplit) -> str:
 def run_tokenizer(dataset):
     """The tokenizer the run's dataset was prepared with: its word vocabulary (with the corpus's own
     unknown-word token, e.g. PTB's `<unk>`, read as <unk>) or its sentencepiece model."""
-    from duvae_cli.data.registry import DATASETS
+    from duvae_cli.prepare.registry import DATASETS
     from duvae_cli.data.vocab import SentencePieceTokenizer, WordTokenizer
 
     spec = DATASETS.get(dataset.name)
@@ -143,7 +143,7 @@ def from_images(images: np.ndarray, name: str = "images", labels=None, source: s
     binary = bool(np.isin(array, (0, 1)).all())
     split = ImageSplit(array.astype(np.uint8), binary, None if labels is None else np.asarray(labels, np.int64))
     if not binary:  # the one fixed binarisation evaluation uses, stored so every reader sees the same
-        from duvae_cli.train.batching import ImageBatches
+        from duvae_cli.data.batching import ImageBatches
 
         split = ImageSplit(ImageBatches(split, BINARISATION_SEED).fixed_binarisation(), True, split.labels)
     return InputData(name, "image", split, shown)

@@ -38,13 +38,13 @@ def evaluate_data(run_dir: Path, data_path: Path, split: str | None, checkpoint:
     into `out` when given)."""
     from duvae_cli.io import results_dir
     from duvae_cli.metrics.report import evaluate_trained
-    from duvae_cli.train.loop import resolve_device
-    from duvae_cli.train.run import load_trained
+    from duvae_cli.runtime import as_device
+    from duvae_cli.runs.load import load_trained
 
     if checkpoint not in ("best", "last"):
         raise UsageError(f"--checkpoint {checkpoint!r}: choose best or last")
     results_dir(Path(run_dir), out)  # a read-only run without --out stops before any work
-    trained = load_trained(Path(run_dir), checkpoint, device=resolve_device(device), data_root=data_root)
+    trained = load_trained(Path(run_dir), checkpoint, device=as_device(device), data_root=data_root)
     data = read_input(data_path, trained.dataset, split, name)
     log_input(data, reporter)
     report = evaluate_trained(bind(trained, {data.label: data.split}, data.fingerprint), data.label,
@@ -107,11 +107,11 @@ def classify_data(run_dir: Path, specs: list[str], options, reporter=SILENT):
     (written by `probe.write_outputs`, which names it by `result.split_labels` and `h5_group`)."""
     from duvae_cli.probe.classify import classify_trained
     from duvae_cli.probe.features import require_text_run
-    from duvae_cli.train.loop import resolve_device
-    from duvae_cli.train.run import load_trained
+    from duvae_cli.runtime import as_device
+    from duvae_cli.runs.load import load_trained
 
     require_text_run(Path(run_dir), "duvae classify --data")
-    device = resolve_device(options.device)
+    device = as_device(options.device)
     trained = load_trained(Path(run_dir), options.checkpoint, device=device, data_root=options.data_root)
     splits, subsets = read_labelled(specs, trained.dataset)
     for data in splits.values():

@@ -37,10 +37,10 @@ def load_trained_text(run_dir: Path, checkpoint: str, device: str, command: str)
 
 def load_trained_run(run_dir: Path, checkpoint: str, device: str):
     """(the run's `Trained`, the torch device), text or image."""
-    from duvae_cli.train.loop import resolve_device
-    from duvae_cli.train.run import load_trained
+    from duvae_cli.runtime import as_device
+    from duvae_cli.runs.load import load_trained
 
-    device = resolve_device(device)
+    device = as_device(device)
     return load_trained(Path(run_dir), checkpoint, device=device), device
 
 

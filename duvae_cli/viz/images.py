@@ -15,7 +15,7 @@ import torch
 from matplotlib.figure import Figure
 
 from duvae_cli.errors import UsageError
-from duvae_cli.train.batching import batches_for
+from duvae_cli.data.batching import batches_for
 from duvae_cli.viz.artifacts import load_trained_run
 from duvae_cli.viz.figure import label_figure, new_figure
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from duvae_cli.data.options import DEFAULT_SENTENCEPIECE_SIZE, PrepareOptions
+from duvae_cli.prepare.options import DEFAULT_SENTENCEPIECE_SIZE, PrepareOptions
 from duvae_cli.data.store import SPLITS, UNK_ID, Built, SplitData
 from duvae_cli.data.text import Lines, SourceFile, read_lines
 from duvae_cli.data.vocab import SentencePieceTokenizer, WordTokenizer, build_word_vocab, read_vocab_file

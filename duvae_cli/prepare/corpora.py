@@ -14,10 +14,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from duvae_cli.data.download import find_files
-from duvae_cli.data.options import PrepareOptions
+from duvae_cli.prepare.download import find_files
+from duvae_cli.prepare.options import PrepareOptions
 from duvae_cli.data.text import SourceFile
-from duvae_cli.data.textbuild import TextPlan, build_text
+from duvae_cli.prepare.textbuild import TextPlan, build_text
 from duvae_cli.errors import DuvaeError, UsageError
 from duvae_cli.progress import Reporter
 

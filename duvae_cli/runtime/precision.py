@@ -1,10 +1,9 @@
 """Mixed precision for training (`--precision auto|fp32|bf16|fp16`, docs/training.md).
 
-auto (the default) resolves once, when a run starts, to bf16 where the device has native bf16 matrix
-units and the model is one whose bf16 training was measured within seed noise of fp32
-(benchmarks/precision_parity.py: the VAE's, beta-VAE's, free bits' and delta-VAE's; DU-VAE's and
-BN-VAE's were not), and to fp32
-elsewhere; the resolved name is what config.json keeps, so a resumed run keeps its own precision.
+auto (the default) resolves once, when a run starts (`choose_precision`), to bf16 where the device has
+native bf16 matrix units and every part of the model declares its bf16 training measured within seed
+noise of fp32 (a method's `capabilities.bf16`, naming the measurement; benchmarks/precision_parity.py),
+and to fp32 elsewhere; the resolved name is what config.json keeps, so a resumed run keeps its own precision.
 fp32 changes nothing. bf16 runs the forward pass under torch.autocast (CUDA or CPU): matrix products
 and the LSTMs in bfloat16, losses and reductions in float32, and the latent path (the posterior's
 parameters, the regularizer, z, the KL) in float32 (models/vae.py); bf16 has float32's range, so no
@@ -22,27 +21,23 @@ import torch
 from duvae_cli.errors import UsageError
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-# Models `auto` may train in bf16: those whose bf16 training was measured within seed noise of fp32
-# (benchmarks/precision_parity.py, docs/benchmarks.md): the VAE, beta, fb and delta, on synthetic data.
-# DU-VAE and BN-VAE were measured outside it. MAE (its pairwise KL over the batch), IAF posteriors,
-# the image models and the Agg-VAE/SA-VAE strategies keep fp32 until their parity is measured
-# (docs/training.md, "Precision").
-BF16_MODELS = ("vae", "beta", "fb", "delta")
-OUTSIDE_NOISE = {
-    "du": "bf16 moves DU-VAE's results beyond seed noise (docs/benchmarks.md)",
-    "bn": "bf16 moves BN-VAE's short-yelp probe accuracy beyond seed noise (docs/benchmarks.md)",
-}
 CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo flags of native bf16 matrix units
 
 
-def resolve_auto(config, device: torch.device, data_kind: str = "text") -> tuple[str, str]:
-    """The precision `auto` means for this run, and why, in a few words."""
-    if config.model in OUTSIDE_NOISE and data_kind == "text":
-        return "fp32", f"auto: {OUTSIDE_NOISE[config.model]}"
-    if config.model not in BF16_MODELS or config.flow != "none" or config.strategy != "standard" \
-            or data_kind != "text":
-        return "fp32", f"auto: bf16 parity not established for {data_kind} --model {config.model}" + (
-            f" --strategy {config.strategy}" if config.strategy != "standard" else "")
+def choose_precision(requested: str, device: torch.device, parity: tuple[bool, str]) -> tuple[str, str]:
+    """The precision a run trains in, and why in a few words: the one place `--precision` is read.
+    `auto` is bf16 where `device` has native bf16 matrix units and `parity` says the model's bf16
+    training was measured within seed noise of fp32 (methods.bf16_parity), else fp32."""
+    if requested not in ("auto", *PRECISIONS):
+        raise UsageError(f"--precision {requested!r}: choose one of: auto, {', '.join(PRECISIONS)}")
+    if requested == "fp16" and device.type != "cuda":
+        raise UsageError("--precision fp16: needs a CUDA device (fp16 autocast with loss scaling); "
+                         "on the CPU use bf16")
+    if requested != "auto":
+        return requested, "as asked"
+    allowed, why = parity
+    if not allowed:
+        return "fp32", f"auto: {why}"
     if torch.get_default_dtype() != torch.float32:
         return "fp32", f"auto: the default dtype is {torch.get_default_dtype()}, not float32"
     hardware = native_bf16(device)
@@ -92,12 +87,7 @@ class Precision:
     """How one training run does forward, backward and the optimizer step."""
 
     def __init__(self, name: str = "fp32", device: torch.device = torch.device("cpu")):
-        if name not in PRECISIONS:
-            raise UsageError(f"--precision {name!r}: choose one of: auto, {', '.join(PRECISIONS)} "
-                             "(auto is resolved when the run starts)")
-        if name == "fp16" and device.type != "cuda":
-            raise UsageError("--precision fp16: needs a CUDA device (fp16 autocast with loss scaling); "
-                             "on the CPU use bf16")
+        """`name` as `choose_precision` resolved it (fp32, bf16, fp16)."""
         self.name, self.device, self.dtype = name, device, PRECISIONS[name]
         self.scaler = torch.amp.GradScaler(device.type) if name == "fp16" else None
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from duvae_cli.data.corpora import build_corpus
-from duvae_cli.data.images import build_mnist
-from duvae_cli.data.omniglot import build_omniglot
-from duvae_cli.data.synthetic import build_synthetic
+from duvae_cli.prepare.corpora import build_corpus
+from duvae_cli.prepare.mnist import build_mnist
+from duvae_cli.prepare.omniglot import build_omniglot
+from duvae_cli.prepare.synthetic import build_synthetic
 from duvae_cli.errors import UsageError
 
 _RAW = "https://raw.githubusercontent.com"

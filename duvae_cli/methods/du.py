@@ -22,7 +22,8 @@ import math
 
 import torch
 
-from duvae_cli.models.regularizers import BN_EPS, GAMMA, BatchNormMeans, Regularizer, register
+from duvae_cli.methods.registry import Capabilities, Preset, register
+from duvae_cli.models.regularizer import BN_EPS, GAMMA, BatchNormMeans, Regularizer
 from duvae_cli.options import Option
 
 ALPHA = 1.0 / (2 * math.pi * math.e)  # variance with zero differential entropy
@@ -44,13 +45,17 @@ class DU(Regularizer):
                "the KL weight has reached 1 (the reference code).", flag=False, always=True),
         BN_EPS,
     )
-    # (gamma, p) of the paper (reference-spec §3.3); synthetic: the reference's synthetic DU runs.
-    presets = {
-        "yahoo": dict(gamma=0.6, p=0.8), "yelp": dict(gamma=0.5, p=0.8),
-        "short-yelp": dict(gamma=0.5, p=0.8),  # the Table 2 classification model
-        "synthetic": dict(gamma=1.0, p=0.5),  # gamma1.00, drop0.50 in the reference's run names
-        "omniglot": dict(gamma=0.5, p=0.9), "mnist": dict(gamma=0.5, p=0.9),
+    presets = {  # (gamma, p) of the paper (reference-spec §3.3)
+        "yahoo": Preset("paper, best Yahoo NLL", gamma=0.6, p=0.8),
+        "yelp": Preset("paper, best Yelp NLL", gamma=0.5, p=0.8),
+        "short-yelp": Preset("paper Table 2's classification model", gamma=0.5, p=0.8),
+        "synthetic": Preset("the reference's synthetic DU runs (gamma1.00, drop0.50 in their names)",
+                            gamma=1.0, p=0.5),
+        "omniglot": Preset("paper, best Omniglot NLL", gamma=0.5, p=0.9),
+        "mnist": Preset("Omniglot's values", gamma=0.5, p=0.9),
     }
+    capabilities = Capabilities(fp32_because={
+        "text": "bf16 moves DU-VAE's results beyond seed noise (docs/benchmarks.md)"})
 
     def __init__(self, latent_dim: int, gamma: float = 0.5, p: float = 0.8, alpha_scale: float = 1.0,
                  dropout_during_warmup: bool = False, bn_eps: float = 1e-5, floor_during_warmup: bool = False):

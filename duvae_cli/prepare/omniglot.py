@@ -27,8 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from duvae_cli.data.download import find_files
-from duvae_cli.data.images import binarize, image_split, load_npz, source_record
+from duvae_cli.prepare.download import find_files
+from duvae_cli.data.images import binarize, image_split, load_npz
+from duvae_cli.prepare.mnist import source_record
 from duvae_cli.data.store import Built
 from duvae_cli.errors import DuvaeError
 from duvae_cli.progress import Reporter
@@ -51,7 +52,7 @@ class Alphabet:
 @functools.lru_cache(maxsize=1)
 def alphabets() -> tuple[Alphabet, ...]:
     """The 50 alphabets in Lake's id order, from the alphabets.csv shipped with the package."""
-    text = resources.files("duvae_cli.data").joinpath("alphabets.csv").read_text(encoding="utf-8")
+    text = resources.files("duvae_cli.prepare").joinpath("alphabets.csv").read_text(encoding="utf-8")
     return tuple(Alphabet(r["split"], r["alphabet"], int(r["first_id"]), int(r["last_id"]))
                  for r in csv.DictReader(io.StringIO(text)))
 
@@ -152,7 +153,7 @@ def _read_source(source: Path, reporter: Reporter) -> _Raw:
         if found:
             return reader(found, reporter)
     if "chardata.mat" in files:
-        from duvae_cli.data.chardata import read_chardata
+        from duvae_cli.prepare.chardata import read_chardata
 
         return _Raw(**read_chardata(files["chardata.mat"]))
     if source.is_file() and source.suffix in (".npz", ".zip"):

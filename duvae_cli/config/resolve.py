@@ -1,7 +1,7 @@
 """Training configuration: one frozen dataclass whose fields are the declared options.
 
-The fields are the general ones (train/general.py) and those every registered method declares next
-to its code (train/declared.py); nothing is listed twice. Resolution order (later wins): defaults <
+The fields are the general ones (config/general.py) and those every registered method declares next
+to its code (config/declared.py); nothing is listed twice. Resolution order (later wins): defaults <
 dataset preset < presets of the chosen model, flow and strategy < `--config` file < `--set
 key=value` < explicit flags. Every value is type-checked where it comes from and the whole resolved
 config is range-checked before anything is written (one line naming the option, exit 2). The
@@ -15,11 +15,11 @@ import hashlib
 import json
 from pathlib import Path
 
+from duvae_cli.config.declared import Declared, declared
+from duvae_cli.config.general import DATASET_PRESETS
 from duvae_cli.errors import DuvaeError, UsageError
-from duvae_cli.models.flow import FLOW_MODELS  # noqa: F401  (re-exported: the named flow models)
+from duvae_cli.methods import STRATEGIES
 from duvae_cli.options import either
-from duvae_cli.train.declared import Declared, declared
-from duvae_cli.train.general import DATASET_PRESETS
 
 
 def _to_dict(self) -> dict:
@@ -41,7 +41,7 @@ def _config_class(table: Declared) -> type:
         "TrainConfig", fields, frozen=True,
         namespace={"to_dict": _to_dict, "short_hash": _short_hash,
                    "__doc__": "The resolved training options (one field per declared option)."})
-    cls.__module__ = __name__  # pickles and prints as duvae_cli.train.config.TrainConfig
+    cls.__module__ = __name__  # pickles and prints as duvae_cli.config.resolve.TrainConfig
     return cls
 
 
@@ -168,8 +168,6 @@ def check_ranges(values: dict) -> None:
 
 
 def _cross_checks(c: TrainConfig, table: Declared) -> list[tuple[bool, str]]:
-    from duvae_cli.train.strategies import STRATEGIES
-
     flows = ["none", *table.names("flow")]
     alias = table.method("model", c.model)
     strategy = STRATEGIES.get(c.strategy)
@@ -179,7 +177,7 @@ def _cross_checks(c: TrainConfig, table: Declared) -> list[tuple[bool, str]]:
          f"--model {c.model} is {alias.base} with an IAF posterior; --flow {c.flow} contradicts it "
          f"(use --model {alias.base})"),
         (strategy is not None, f"--strategy {c.strategy!r}: choose one of: {', '.join(table.names('strategy'))}"),
-        (strategy is None or strategy.mixed_precision or c.precision in ("fp32", "auto"),
+        (strategy is None or strategy.capabilities.mixed_precision or c.precision in ("fp32", "auto"),
          f"--strategy {c.strategy} runs in fp32 only; drop --precision {c.precision}"),
         (strategy is None or strategy.check(c) is None, strategy and strategy.check(c)),
         (c.device in ("auto", "cpu", "cuda") or (c.device.startswith("cuda:") and c.device[5:].isdigit()),

@@ -1,5 +1,5 @@
 """Every declared option in one table: the general fields (train/general.py) and those of every
-registered method (duvae_cli/methods.py), merged by name. `TrainConfig`, the flags of `duvae train`,
+registered method (duvae_cli/methods/registry.py), merged by name. `TrainConfig`, the flags of `duvae train`,
 validation, `--help` and docs/options.md are built from this table.
 
 Two methods may declare the same option (bn and du both take `gamma`): it is one config field, so
@@ -12,9 +12,9 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from duvae_cli.methods import Method, registered
+from duvae_cli.methods.registry import Method, registered
 from duvae_cli.options import Option
-from duvae_cli.train.general import GENERAL
+from duvae_cli.config.general import GENERAL
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from duvae_cli.data.download import resolve_source
-from duvae_cli.data.options import PrepareOptions, check_options
-from duvae_cli.data.registry import get_spec
+from duvae_cli.prepare.download import resolve_source
+from duvae_cli.prepare.options import PrepareOptions, check_options
+from duvae_cli.prepare.registry import get_spec
 from duvae_cli.data.store import UNK_ID, Built, SplitData, dataset_path, write_dataset
 from duvae_cli import locking
 from duvae_cli.errors import DuvaeError, UsageError

@@ -1,15 +1,25 @@
-"""Build the VAE a config describes: `build_model(config, dataset)` picks the networks by data kind."""
+"""What a config builds: the VAE (`build_model`, the networks by data kind) and the runtime it trains
+under (`decide_runtime`: `--device` and `--precision`, with `auto` read from the methods' measured
+bf16 parity)."""
 
 from __future__ import annotations
 
 import torch
 
+from duvae_cli import runtime
+from duvae_cli.config.resolve import TrainConfig, regularizer_name
 from duvae_cli.errors import DuvaeError, UsageError
-from duvae_cli.models import VAE, build_regularizer
-from duvae_cli.models.flow import build_flow
+from duvae_cli.methods import bf16_parity, build_flow, build_regularizer
+from duvae_cli.models import VAE
 from duvae_cli.models.images import build_image_networks
 from duvae_cli.models.text import LSTMDecoder, LSTMEncoder
-from duvae_cli.train.config import TrainConfig, regularizer_name
+
+
+def decide_runtime(config: TrainConfig, data_kind: str) -> runtime.Runtime:
+    """The runtime of a training run: its device and precision, `auto` resolved for this model and
+    data (the methods' `capabilities.bf16`)."""
+    parity = bf16_parity(config.model, config.flow, config.strategy, data_kind)
+    return runtime.decide(config.device, config.precision, parity)
 
 
 def build_model(config: TrainConfig, dataset) -> VAE:
@@ -29,7 +39,7 @@ def build_model(config: TrainConfig, dataset) -> VAE:
 
 def build_image_model(config: TrainConfig) -> VAE:
     regularizer = _regularizer(config)
-    flow = build_flow(config.flow, config.latent_dim, config.flow_depth, config.flow_width)
+    flow = _flow(config)
     # every image encoder gets the reference's init, BN-style ones included (enc_resnet_v2.py, enc_flow.py)
     encoder, decoder = build_image_networks(config.size, config.latent_dim, "reference",
                                             context_dim=flow.context_dim if flow is not None else 0)
@@ -42,10 +52,16 @@ def _regularizer(config: TrainConfig):
     return build_regularizer(regularizer_name(config.model), config.latent_dim, **values)
 
 
+def _flow(config: TrainConfig):
+    """The config's flow (None for "none"), given the config's values of its constructor's options."""
+    values = {k: v for k, v in config.to_dict().items() if k != "latent_dim"}
+    return build_flow(config.flow, config.latent_dim, **values)
+
+
 def build_text_model(config: TrainConfig, vocab_size: int) -> VAE:
     regularizer = _regularizer(config)
     init = "default" if regularizer.uses_batch_norm else "reference"  # as the reference code
-    flow = build_flow(config.flow, config.latent_dim, config.flow_depth, config.flow_width)
+    flow = _flow(config)
     encoder = LSTMEncoder(vocab_size, config.embed_dim, config.hidden_dim, config.latent_dim, init=init,
                           context_dim=flow.context_dim if flow is not None else 0)
     decoder = LSTMDecoder(vocab_size, config.embed_dim, config.hidden_dim, config.latent_dim,

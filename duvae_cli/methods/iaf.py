@@ -21,14 +21,13 @@ KL, log q_d - log N(zT_d; 0, 1), is what free bits clamps (`fb` on a flow).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from duvae_cli.options import Option, check_declarations
+from duvae_cli.methods.registry import Capabilities, Preset, register_flow, register_flow_model
+from duvae_cli.options import Option
 
 GATE_BIAS = 2.0  # sigmoid(2) = 0.88: every block starts close to the identity
 
@@ -93,6 +92,7 @@ class IAFBlock(nn.Module):
         return gate * z + (1 - gate) * m, F.logsigmoid(s)  # logsigmoid: stable for saturated gates
 
 
+@register_flow("iaf")
 class IAF(nn.Module):
     """`depth` IAF blocks with a dimension reversal after each; MADE hidden size = width x latent_dim
     (the paper's runs use 60, the reference README's commands; its text_IAF.py default is 2)."""
@@ -101,9 +101,11 @@ class IAF(nn.Module):
                Option("flow_width", int, 60, "MADE hidden units = width x latent dim (the paper's runs: "
                       "60, the reference README's --flow_width 60).", range=">= 1", always=True))
     presets: dict[str, dict] = {}
+    capabilities = Capabilities()  # bf16 parity not measured
 
-    def __init__(self, latent_dim: int, depth: int = 2, width: int = 2):
+    def __init__(self, latent_dim: int, flow_depth: int = 2, flow_width: int = 60):
         super().__init__()
+        depth, width = flow_depth, flow_width
         if depth < 1 or width < 1:
             raise ValueError(f"flow depth and width must be >= 1, got {depth} and {width}")
         self.latent_dim, self.context_dim = latent_dim, 2 * latent_dim
@@ -120,41 +122,21 @@ class IAF(nn.Module):
         return z, log_q
 
 
-FLOWS: dict[str, type[IAF]] = {"iaf": IAF}
-NO_FLOW = "none"
-check_declarations(IAF.options, "flow iaf")
-
-
-@dataclass(frozen=True)
-class FlowModel:
-    """A named model = a registered regularizer under an IAF posterior. `presets`: dataset (or "*")
-    -> config values when the model is chosen; the regularizer's own presets do not apply."""
-
-    regularizer: str
-    presets: dict = field(default_factory=dict)
-    help: str = ""
-
-
 # The paper's values per dataset (reference-spec §2.6, §3.3, §4; yahoo / yelp / omniglot); the "*"
 # ones are yelp's, which short-yelp, yelp-sentiment, ptb and synthetic take too. Flow width: the
 # option's default, 60, everywhere (MADE hidden units = 60 x latent dim).
-FLOW_MODELS: dict[str, FlowModel] = {
-    "iaf-fb": FlowModel("fb", {"*": dict(flow="iaf", fb_lambda=0.25), "yahoo": dict(fb_lambda=0.15),
-                               "omniglot": dict(fb_lambda=0.15)},
-                        "free bits under an IAF posterior."),
-    "iaf-bn": FlowModel("bn", {"*": dict(flow="iaf", gamma=0.7), "yahoo": dict(gamma=0.6),
-                               "omniglot": dict(gamma=0.5)},
-                        "BN-VAE under an IAF posterior."),
-    "du-iaf": FlowModel("du", {"*": dict(flow="iaf", gamma=0.6, p=0.7), "yahoo": dict(gamma=0.7, p=0.7),
-                               "omniglot": dict(gamma=0.5, p=0.85)},
-                        "DU-VAE under an IAF posterior."),
-}
-
-
-def build_flow(name: str, latent_dim: int, depth: int = 2, width: int = 2) -> IAF | None:
-    """The flow called `name` ("none": no flow, the posterior stays Gaussian)."""
-    if name == NO_FLOW:
-        return None
-    if name not in FLOWS:
-        raise ValueError(f"unknown flow {name!r}; choose one of: {NO_FLOW}, {', '.join(FLOWS)}")
-    return FLOWS[name](latent_dim, depth, width)
+register_flow_model("iaf-fb", "fb", "iaf", {
+    "*": Preset("IAF+FB lambda on Yelp (reference-spec §4)", flow="iaf", fb_lambda=0.25),
+    "yahoo": Preset("IAF+FB lambda on Yahoo (reference-spec §4)", fb_lambda=0.15),
+    "omniglot": Preset("IAF+FB lambda on Omniglot (reference-spec §4)", fb_lambda=0.15)},
+    "free bits under an IAF posterior.")
+register_flow_model("iaf-bn", "bn", "iaf", {
+    "*": Preset("IAF+BN gamma on Yelp (reference-spec §2.6)", flow="iaf", gamma=0.7),
+    "yahoo": Preset("IAF+BN gamma on Yahoo (reference-spec §2.6)", gamma=0.6),
+    "omniglot": Preset("IAF+BN gamma on Omniglot (reference-spec §2.6)", gamma=0.5)},
+    "BN-VAE under an IAF posterior.")
+register_flow_model("du-iaf", "du", "iaf", {
+    "*": Preset("paper's DU-IAF on Yelp (reference-spec §3.3)", flow="iaf", gamma=0.6, p=0.7),
+    "yahoo": Preset("paper's DU-IAF on Yahoo (reference-spec §3.3)", gamma=0.7, p=0.7),
+    "omniglot": Preset("paper's DU-IAF on Omniglot (reference-spec §3.3)", gamma=0.5, p=0.85)},
+    "DU-VAE under an IAF posterior.")

@@ -1,16 +1,31 @@
-"""docs/options.md, generated from the declared options: `python -m duvae_cli.train.options_doc >
-docs/options.md` (a test checks that the file is current)."""
+"""Generated from the declared options, and checked current by tests: docs/options.md
+(`python -m duvae_cli.config.options_doc > docs/options.md`) and the declarations' facts that the
+commands which must not import torch read (`python -m duvae_cli.config.options_doc --facts >
+duvae_cli/tables/declared.json`: every field's default, each model's own options)."""
 
 from __future__ import annotations
 
-from duvae_cli.train.declared import Declared, declared, help_text
+import json
+import sys
+
+from duvae_cli.config.declared import Declared, declared, help_text
+
+
+def facts(table: Declared | None = None) -> dict:
+    """{"defaults": field -> default (None: a method option, null unless chosen), "model_options":
+    model -> the options that model sets (a named flow model: its regularizer's)}."""
+    table = table or declared()
+    defaults = {name: None if table.nullable(name) else option.default for name, option in table.options.items()}
+    models = {m.name: m for m in table.methods if m.kind == "model"}
+    own = {name: [o.name for o in models[m.base or name].options if not o.always] for name, m in models.items()}
+    return {"defaults": defaults, "model_options": own}
 
 
 def options_markdown(table: Declared | None = None) -> str:
     table = table or declared()
     lines = ["# Training options (generated)", "",
              "Generated from the declarations (`duvae_cli/options.py`, docs/extending.md) by",
-             "`python -m duvae_cli.train.options_doc > docs/options.md`; do not edit by hand.",
+             "`python -m duvae_cli.config.options_doc > docs/options.md`; do not edit by hand.",
              "Fields with a flag are `duvae train --flag`; all are `--set key=value` and `--config` keys.", "",
              "## General", "", "| field | flag | type | allowed | default | help |", "|---|---|---|---|---|---|"]
     lines += [_row(table, o) for name, o in table.options.items() if name not in table.variants]
@@ -52,4 +67,4 @@ def _row(table: Declared, option) -> str:
 
 
 if __name__ == "__main__":
-    print(options_markdown(), end="")
+    print(json.dumps(facts(), indent=1, sort_keys=True) if "--facts" in sys.argv[1:] else options_markdown(), end="")

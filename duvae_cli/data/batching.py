@@ -1,4 +1,5 @@
-"""Batch sources for the training loop: length-bucketed text batches (`TextBatches`) and shuffled
+"""Batches: `TextBatch` (a padded sentence batch) and `take_rows` (rows of any batch); the batch sources
+of the training loop and of validation: length-bucketed text batches (`TextBatches`) and shuffled
 image batches (`ImageBatches`, at the end). Every example is used each epoch; no batch has fewer than 2.
 
 Sentences are sorted by length (ties broken at random each epoch) and cut into consecutive batches,
@@ -9,12 +10,40 @@ silently drops data; duvae pads and masks instead (design.md §2).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import torch
 
-from duvae_cli.models.text import TextBatch
-
 BOS, EOS = 1, 2
+
+
+class TextBatch(NamedTuple):
+    tokens: torch.Tensor  # (B, T) int64
+    lengths: torch.Tensor  # (B,) int64, including <s> and </s>
+
+    def to(self, device) -> "TextBatch":
+        """On the device; to a GPU from pinned memory, without waiting for the copy."""
+        if torch.device(device).type == "cuda" and not self.tokens.is_cuda:
+            return TextBatch(self.tokens.pin_memory().to(device, non_blocking=True),
+                             self.lengths.pin_memory().to(device, non_blocking=True))
+        return TextBatch(self.tokens.to(device), self.lengths.to(device))
+
+    def __len__(self) -> int:
+        return self.tokens.shape[0]
+
+    @property
+    def n_predicted(self) -> torch.Tensor:
+        """Tokens each sentence predicts (words + </s>): the PPL denominator."""
+        return self.lengths - 1
+
+
+def take_rows(batch, rows: slice):
+    """The examples `rows` of a batch: an image tensor (B, ...) or a NamedTuple of (B, ...) tensors
+    (TextBatch)."""
+    if isinstance(batch, torch.Tensor):
+        return batch[rows]
+    return type(batch)(*(part[rows] for part in batch))
 
 
 def plan_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator | None = None,

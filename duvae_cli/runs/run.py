@@ -6,23 +6,20 @@ runs/<dataset>-<model>-<UTC stamp>-<config hash>/
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import platform
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from duvae_cli import __version__
-from duvae_cli.data import binding
 from duvae_cli.errors import DuvaeError
-from duvae_cli.io import atomic_path, atomic_write_text, sha256_bytes, write_error
-from duvae_cli.train.config import TrainConfig, typed_values
+from duvae_cli.config.resolve import TrainConfig, typed_values
+from duvae_cli.io import atomic_write_text
 
 
 def new_run_dir(config: TrainConfig, root: Path = Path("runs"), name: Path | None = None) -> Path:
@@ -75,36 +72,6 @@ def manifest(config: TrainConfig, data_path: Path, data_sha256: str, device: str
     }
 
 
-def save_checkpoint(path: Path, payload: dict) -> None:
-    with atomic_path(path) as tmp:
-        try:
-            torch.save(payload, tmp)
-        except RuntimeError as exc:  # torch reports a full disk as "[enforce fail at ...] unexpected pos"
-            raise write_error(path, OSError(0, f"write failed, disk full? ({str(exc).splitlines()[0][:80]})")) from None
-
-
-def load_checkpoint(path: Path, device: str | torch.device = "cpu", source=None) -> dict:
-    """The checkpoint at `path` (read from `source`, a file object of its bytes, when given)."""
-    if not path.exists():
-        raise DuvaeError(f"{path}: no such checkpoint")
-    try:
-        return torch.load(path if source is None else source, map_location=device, weights_only=False)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is reported the same way
-        raise DuvaeError(f"{path}: not a readable duvae checkpoint ({type(exc).__name__})") from None
-
-
-def load_checkpoint_hashed(path: Path, device: str | torch.device = "cpu") -> tuple[dict, str]:
-    """The checkpoint and the sha256 of exactly the bytes it was loaded from, so that numbers are
-    never filed under a newer file that replaced it while it was read (tables/fresh.py)."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise DuvaeError(f"{path}: no such checkpoint") from None
-    except OSError as exc:  # a directory, no permission, an I/O error
-        raise DuvaeError(f"{path}: not a readable duvae checkpoint ({type(exc).__name__})") from None
-    return load_checkpoint(path, device, io.BytesIO(data)), sha256_bytes(data)
-
-
 def read_config(run_dir: Path) -> TrainConfig:
     path = run_dir / "config.json"
     if not path.exists():
@@ -127,51 +94,6 @@ def read_json(path: Path) -> dict:
     if not isinstance(payload, dict):
         raise DuvaeError(f"{path}: unreadable (expected a JSON object)")
     return payload
-
-
-@dataclass
-class Trained:
-    """A trained model loaded back from its run directory, in eval mode."""
-
-    run_dir: Path
-    config: TrainConfig
-    model: torch.nn.Module
-    dataset: object  # duvae_cli.data.store.TextDataset | ImageDataset
-    checkpoint: Path
-    checkpoint_sha256: str
-    data_notes: tuple = ()  # where the data was found (data/locate.py), each split changed since training
-
-
-def load_trained(run_dir: Path, checkpoint: str = "best", device: str = "cpu",
-                 data_root: str | Path | None = None) -> Trained:
-    """Reload the model of a run (`best` or `last` checkpoint) and the dataset it was trained on (a
-    moved run: the same data under `data_root`, its config's data_root or data/; data/locate.py)."""
-    from duvae_cli.data.locate import data_roots, run_dataset
-    from duvae_cli.train.build import build_model
-    from duvae_cli.train.selfcheck import check_checkpoint
-
-    run_dir = Path(run_dir)
-    if not run_dir.exists():
-        raise DuvaeError(f"{run_dir}: no such run directory")
-    run_dir = run_dir.resolve()
-    if checkpoint not in ("best", "last"):
-        raise DuvaeError(f"--checkpoint {checkpoint!r}: choose best or last")
-    config = read_config(run_dir)
-    info = read_json(run_dir / "manifest.json")
-    roots = data_roots(data_root, config.data_root)
-    dataset, found = run_dataset(run_dir, info.get("data_path"), config.dataset, roots)  # found: a note or None
-    notes = [*filter(None, [found]), *binding.check(run_dir, dataset)]  # a different vocabulary stops here
-    path = run_dir / "checkpoints" / f"{checkpoint}.pt"
-    state, sha256 = load_checkpoint_hashed(path, device)
-    check_checkpoint(state, config, path)  # config.json agrees with the checkpoint; finite weights
-    model = build_model(config, dataset).to(device)
-    try:
-        model.load_state_dict(state["model"])
-    except (RuntimeError, KeyError) as exc:  # torch's message lists every tensor: keep its first line
-        raise DuvaeError(f"{path}: does not fit the model of {run_dir / 'config.json'} and "
-                         f"{dataset.path} ({str(exc).splitlines()[0][:200]})") from None
-    model.eval()
-    return Trained(run_dir, config, model, dataset, path, sha256, tuple(notes))
 
 
 def read_run_summary(run_dir: Path) -> dict:
