@@ -12,9 +12,3 @@ class UsageError(DuvaeError):
 
     exit_code = 2
 
-
-class NotImplementedYet(UsageError):
-    """A command or option that is planned but not built: exit code 2."""
-
-    def __init__(self, what: str):
-        super().__init__(f"{what}: not implemented yet")

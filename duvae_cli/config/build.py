@@ -9,7 +9,7 @@ import torch
 from duvae_cli import runtime
 from duvae_cli.config.resolve import TrainConfig, regularizer_name
 from duvae_cli.errors import DuvaeError, UsageError
-from duvae_cli.methods import bf16_parity, build_flow, build_regularizer
+from duvae_cli.methods import bf16_parity, build_flow, build_regularizer, data_problem
 from duvae_cli.models import VAE
 from duvae_cli.models.images import build_image_networks
 from duvae_cli.models.text import LSTMDecoder, LSTMEncoder
@@ -17,17 +17,22 @@ from duvae_cli.models.text import LSTMDecoder, LSTMEncoder
 
 def decide_runtime(config: TrainConfig, data_kind: str) -> runtime.Runtime:
     """The runtime of a training run: its device and precision, `auto` resolved for this model and
-    data (the methods' `capabilities.bf16`)."""
+    data (the methods' `capabilities.bf16`). A model whose methods do not run on this kind of data is
+    a usage error here, before anything is written."""
+    problem = data_problem(config.model, config.flow, config.strategy, data_kind)
+    if problem:
+        raise UsageError(problem)
     parity = bf16_parity(config.model, config.flow, config.strategy, data_kind)
     return runtime.decide(config.device, config.precision, parity)
 
 
 def build_model(config: TrainConfig, dataset) -> VAE:
     """LSTM encoder and decoder for a text dataset, ResNet + PixelCNN for an image dataset."""
-    if getattr(dataset, "kind", "text") != "image" and config.size != "paper":
+    kind = getattr(dataset, "kind", "text")
+    if kind != "image" and config.size != "paper":
         raise UsageError(f"--size {config.size}: sizes other than paper exist for image datasets only")
     try:
-        if getattr(dataset, "kind", "text") == "image":
+        if kind == "image":
             return build_image_model(config)
         return build_text_model(config, len(dataset.vocab))
     except RuntimeError as exc:  # torch.OutOfMemoryError is one; the CPU allocator raises a plain one

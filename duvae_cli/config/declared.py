@@ -1,4 +1,4 @@
-"""Every declared option in one table: the general fields (train/general.py) and those of every
+"""Every declared option in one table: the general fields (config/general.py) and those of every
 registered method (duvae_cli/methods/registry.py), merged by name. `TrainConfig`, the flags of `duvae train`,
 validation, `--help` and docs/options.md are built from this table.
 

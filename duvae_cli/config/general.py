@@ -2,7 +2,7 @@
 per-dataset presets (the paper's settings, reference-spec §2.1, §3.2).
 
 Adding a general field is one `Option` line here (plus a `DATASET_PRESETS` entry if a dataset needs
-another value). The method options live with their methods (models/*.py, train/strategies.py).
+another value). The method options live with their methods (models/*.py, methods/ (standard.py, aggressive.py, savi.py)).
 """
 
 from __future__ import annotations

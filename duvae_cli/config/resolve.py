@@ -100,10 +100,13 @@ def load_config_file(path: Path) -> dict:
     return typed_values(data, f"--config {path}: ")
 
 
-def resolve_config(dataset: str, model: str, flags: dict | None = None, config_file: Path | None = None,
-                   sets: list[str] | None = None) -> TrainConfig:
-    """Apply presets, then the config file, then `--set`, then explicit flags (None = unset)."""
+def resolve_config(dataset: str | None = None, model: str | None = None, flags: dict | None = None,
+                   config_file: Path | None = None, sets: list[str] | None = None) -> TrainConfig:
+    """Apply presets, then the config file, then `--set`, then explicit flags (None = unset). A
+    dataset or model not given anywhere is the declared default of `--dataset` / `--model`."""
     table = declared()
+    dataset = dataset or table.options["dataset"].default
+    model = model or table.options["model"].default
     explicit = load_config_file(config_file) if config_file else {}
     explicit.update(parse_set(sets or []))
     explicit.update(typed_values({k: v for k, v in (flags or {}).items() if v is not None}, ""))

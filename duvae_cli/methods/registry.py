@@ -201,22 +201,36 @@ def build_flow(name: str, latent_dim: int, **options):
     return cls(latent_dim, **_constructor_values(cls, latent_dim, options))
 
 
-def bf16_parity(model: str, flow: str, strategy: str, data_kind: str) -> tuple[bool, str]:
-    """Whether every part of a model (its regularizer, flow and strategy) has bf16 training measured
-    within seed noise of fp32 on `data_kind` data, and the reason in a few words."""
+def _parts(model: str, flow: str, strategy: str) -> list[tuple[str, str, type | None]]:
+    """(flag, name, class) of every part of a model: its regularizer, its flow if any, its strategy."""
     discover()
     alias = FLOW_MODELS.get(model)
     parts = [("--model", model, REGULARIZERS.get(alias.regularizer if alias else model))]
     if flow != NO_FLOW:
         parts.append(("--flow", flow, FLOWS.get(flow)))
-    parts.append(("--strategy", strategy, STRATEGIES.get(strategy)))
+    return parts + [("--strategy", strategy, STRATEGIES.get(strategy))]
+
+
+def bf16_parity(model: str, flow: str, strategy: str, data_kind: str) -> tuple[bool, str]:
+    """Whether every part of a model (its regularizer, flow and strategy) has bf16 training measured
+    within seed noise of fp32 on `data_kind` data, and the reason in a few words."""
+    parts = _parts(model, flow, strategy)
     for flag, name, cls in parts:
         facts = getattr(cls, "capabilities", Capabilities())
         if data_kind in facts.fp32_because:
             return False, facts.fp32_because[data_kind]
         if data_kind not in facts.bf16:
             return False, f"bf16 parity not established for {data_kind} {flag} {name}"
-    return True, "; ".join(getattr(cls, "capabilities").bf16[data_kind] for _, _, cls in parts[:1])
+    return True, parts[0][2].capabilities.bf16[data_kind]
+
+
+def data_problem(model: str, flow: str, strategy: str, data_kind: str) -> str | None:
+    """Why this model cannot run on `data_kind` data (one line), or None."""
+    for flag, name, cls in _parts(model, flow, strategy):
+        kinds = getattr(cls, "capabilities", Capabilities()).data
+        if data_kind not in kinds:
+            return f"{flag} {name}: runs on {' and '.join(kinds)} data only, not {data_kind}"
+    return None
 
 
 def build_strategy(config, model, optimizer, train_data, runner=None, precision=None):

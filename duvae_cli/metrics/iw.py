@@ -12,7 +12,7 @@ For example x with posterior q(z|x) = N(mu, sigma^2) and z_k = mu + sigma eps_k,
   do not fit in one chunk is split over several; its K log-weights are still combined by one
   logsumexp, in float64.
 - With an IAF posterior, z_k = flow(mu + sigma eps_k) and log q(z_k|x) is the flow's density
-  (log N(z0) minus the log gates; models/flow.py).
+  (log N(z0) minus the log gates; methods/iaf.py).
 """
 
 from __future__ import annotations

@@ -35,10 +35,14 @@ class Regularizer(nn.Module):
     def after_step(self) -> None:
         pass
 
+    def means_norm(self) -> "BatchNormMeans | None":
+        """The BatchNorm on the means, if the regularizer has one (BN-VAE, DU-VAE)."""
+        return next((m for m in self.modules() if isinstance(m, BatchNormMeans)), None)
+
     def pre_bn_variance(self) -> torch.Tensor | None:
         """Per-dimension batch variance of the means before BN (last training batch), if any."""
-        bn = getattr(self, "bn", None)
-        return None if bn is None else bn.last_batch_var
+        norm = self.means_norm()
+        return None if norm is None else norm.last_batch_var
 
 
 # The options of the BN on the means (the methods bn and du declare them; du with its own default).

@@ -66,7 +66,7 @@ class ResNetEncoder(nn.Module):
         self.sizes = [latent_dim, latent_dim] + ([context_dim] if context_dim else [])
         if init == "reference":
             self._reference_init()
-        elif init != "default":  # "default": PyTorch's init (train/build.py always asks for "reference")
+        elif init != "default":  # "default": PyTorch's init (config/build.py always asks for "reference")
             raise ValueError(f"init must be 'reference' or 'default', got {init!r}")
 
     def _reference_init(self) -> None:

@@ -4,7 +4,7 @@ Per example: loss = rec + kl_weight * kl_term, with rec = -log p(x|z) for one z 
 kl_term = the regularizer's view of KL(q(z|x) || N(0, I)); the training loss is the batch mean.
 
 q(z|x) is the encoder's Gaussian N(mu0, sigma0^2) after the regularizer's `posterior` hook, and with
-a flow (models/flow.py) z = flow(z0) for z0 from that Gaussian. The KL per dimension is analytic
+a flow (methods/iaf.py) z = flow(z0) for z0 from that Gaussian. The KL per dimension is analytic
 without a flow and the one-sample Monte Carlo log q(z|x)_d - log N(z_d; 0, 1) with one.
 
 Mixed precision: under autocast only the encoder's and decoder's networks run in bf16/fp16; the
@@ -85,13 +85,13 @@ class VAE(nn.Module):
 
     def forward(self, x, kl_weight: float = 1.0, eps: torch.Tensor | None = None) -> VAEOutput:
         """The training loss of batch `x`; `eps` (B, D) as in `elbo` (data-parallel training passes
-        its shard of the global batch's noise, train/distributed.py)."""
+        its shard of the global batch's noise, train/parallel.py)."""
         return self.elbo(x, self.encode(x, kl_weight), kl_weight, eps)
 
     def elbo(self, x, posterior: Posterior, kl_weight: float = 1.0,
              eps: torch.Tensor | None = None) -> VAEOutput:
         """The loss of `x` under a given posterior: the encoder's (`forward`) or one refined per
-        example (SA-VAE, train/strategies.py). eps (B, D) standard normal; drawn when None."""
+        example (SA-VAE, methods/ (standard.py, aggressive.py, savi.py)). eps (B, D) standard normal; drawn when None."""
         mean, logvar = posterior.mean, posterior.logvar
         with float32_region(mean.device):
             if eps is None:

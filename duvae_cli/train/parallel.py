@@ -107,10 +107,10 @@ class DataParallelVAE:
 
     def _bn_diagnostic(self) -> None:
         """The logged pre-BN variance of the means is that of the global batch too."""
-        means_bn = getattr(self.module.regularizer, "bn", None)
-        inner = getattr(means_bn, "bn", None)
+        norm = self.module.regularizer.means_norm()
+        inner = None if norm is None else norm.bn
         if isinstance(inner, GlobalBatchNorm) and inner.last_global_var is not None:
-            means_bn.last_batch_var = inner.last_global_var
+            norm.last_batch_var = inner.last_global_var
 
     def parameters(self):
         return self.module.parameters()
