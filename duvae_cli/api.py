@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from duvae_cli.metrics.evaluate import IW_SAMPLES
+from duvae_cli.options import DEFAULT_SEED
 from duvae_cli.use.generate import DecodeOptions, decode_codes, default_max_length, input_codes, \
     interpolation_codes, prior_codes, text_of
 from duvae_cli.use.inputs import InputData, from_images, from_texts
@@ -58,7 +60,7 @@ class Model:
         arrays = encode_all(self.vae, data.split, self.config.eval_batch_size, self.device)
         return Encoding(arrays["mean"], arrays["logvar"], arrays.get("zT"), data.n_tokens, data.n_unk)
 
-    def score(self, inputs, iw_samples: int = 500, seed: int = 783435, batch_size: int = 64) -> dict:
+    def score(self, inputs, iw_samples: int = IW_SAMPLES, seed: int = DEFAULT_SEED, batch_size: int = 64) -> dict:
         """Per-example numbers in nats, float64 (n,): iw_nll (K = iw_samples), elbo, rec, kl, and
         n_tokens (predicted tokens, </s> included), exactly as `duvae evaluate` computes them."""
         from duvae_cli.metrics.evaluate import EvalOptions, examples_for, score_examples
@@ -69,7 +71,7 @@ class Model:
         return {k: results[k] for k in ("iw_nll", "elbo", "rec", "kl", "n_tokens")}
 
     def reconstruct(self, inputs, method: str = "greedy", beam: int = 5, temperature: float = 1.0,
-                    max_length: int | None = None, seed: int = 783435):
+                    max_length: int | None = None, seed: int = DEFAULT_SEED):
         """Decode each input's code (its posterior mean; through the flow, if any): sentences, or
         for image runs uint8 (n, 28, 28) 0/1 images drawn pixel by pixel."""
         data = self.data(inputs)
@@ -77,13 +79,13 @@ class Model:
         return self._decode(codes, DecodeOptions(method, beam, temperature, max_length, seed))
 
     def sample(self, n: int, method: str = "greedy", beam: int = 5, temperature: float = 1.0,
-               max_length: int | None = None, seed: int = 783435):
+               max_length: int | None = None, seed: int = DEFAULT_SEED):
         """Decode n prior codes z ~ N(0, I) (seeded): sentences, or images for image runs."""
         options = DecodeOptions(method, beam, temperature, max_length, seed)
         return self._decode(prior_codes(n, self.latent_dim, seed), options)
 
     def interpolate(self, start: str, end: str, steps: int = 5, method: str = "greedy", beam: int = 5,
-                    temperature: float = 1.0, max_length: int | None = None, seed: int = 783435) -> list[str]:
+                    temperature: float = 1.0, max_length: int | None = None, seed: int = DEFAULT_SEED) -> list[str]:
         """Sentences decoded at `steps` points from the code of `start` to that of `end` (both included)."""
         if self.kind != "text":
             raise ValueError("interpolate: text runs only")

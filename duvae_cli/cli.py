@@ -1,8 +1,11 @@
 """The `duvae` command: a thin Typer shell over the library.
 
 The commands live in `duvae_cli/commands/` (one module per group); each translates flags into
-library calls and prints the result. Errors are turned into one line and an exit code in exactly one place, `main()`: 0 success, 1 failure, 2 usage error.
-`DUVAE_DEBUG=1` shows the traceback instead.
+library calls and prints the result. They are loaded on demand (`LazyGroup`): `duvae --help` lists
+them from the table `commands.COMMANDS`, and a command's module (and torch, where it needs it) is
+imported only when that command runs or prints its own help, so `duvae --help` and `duvae report`
+start without torch. Errors are turned into one line and an exit code in exactly one place,
+`main()`: 0 success, 1 failure, 2 usage error. `DUVAE_DEBUG=1` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -12,20 +15,50 @@ import sys
 from typing import Annotated, Optional
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 from typer.exceptions import TyperException
 
 from duvae_cli import __version__
-from duvae_cli.commands import evaluate, figures, prepare, sweep, train, use
+from duvae_cli.commands import COMMANDS, load
 from duvae_cli.errors import DuvaeError
+
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+
+
+class LazyGroup(TyperGroup):
+    """The `duvae` group: lists its commands from `COMMANDS` (name, one-line help) and builds a
+    command, importing its module, only when it is resolved to run (or to print its own help)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.loaded: set[str] = set()
+        for name, entry in COMMANDS.items():  # stand-ins: what the list and "did you mean" read
+            self.commands[name] = TyperCommand(name, help=entry.help, hidden=entry.hidden)
+
+    def resolve_command(self, ctx, args):
+        name, command, rest = super().resolve_command(ctx, args)
+        if name in COMMANDS and name not in self.loaded:
+            command = self.commands[name] = _command(name)
+            self.loaded.add(name)
+        return name, command, rest
+
+
+def _command(name: str) -> TyperCommand:
+    """Command `name` built by Typer from its function (declared in duvae_cli/commands/)."""
+    one = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    one.command(name, hidden=COMMANDS[name].hidden, context_settings=CONTEXT)(load(name))
+    return typer.main.get_command(one)
+
 
 app = typer.Typer(
     name="duvae",
+    cls=LazyGroup,
     help="Train and evaluate VAEs that resist posterior collapse (DU-VAE and its baselines).\n\n"
     "Example: duvae prepare synthetic && duvae train",
     add_completion=False,
     pretty_exceptions_enable=False,
     no_args_is_help=True,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    context_settings=CONTEXT,
 )
 
 
@@ -44,17 +77,6 @@ def _root(
 
     Example: duvae prepare synthetic && duvae train
     """
-
-
-app.command()(prepare.prepare)
-app.command()(train.build_train_command())
-app.command()(evaluate.evaluate)
-app.command()(evaluate.classify)
-app.command()(figures.visualize)
-app.command()(figures.report)
-app.command()(sweep.sweep)
-app.command("sweep-task", hidden=True)(sweep.sweep_task)  # one SLURM array task (sweep/slurm.py)
-use.register(app)  # encode, generate (docs/use.md)
 
 
 def _fail(message: str, code: int) -> None:

@@ -1,23 +1,36 @@
-"""Declared options: every training option is one `Option`, declared once next to the code that reads it.
+"""Declared options: every option of duvae is one `Option`, declared once next to the code that reads it.
 
-A method (regularizer, flow, strategy) lists its options in a class attribute `options` and its paper
-settings per dataset in `presets`; the general fields (sizes, schedule, bookkeeping) are one table in
-`train/general.py`. `TrainConfig`, the `duvae train` flags, `--set`/`--config` parsing, validation,
-`--help` and the docs table (docs/options.md) are all derived from these declarations
-(train/config.py, train/declared.py, commands/train.py). docs/extending.md walks through adding one.
+Training: a method (regularizer, flow, strategy) lists its options in a class attribute `options` and
+its paper settings per dataset in `presets`; the general fields (sizes, schedule, bookkeeping) are one
+table in `config/general.py`. `TrainConfig`, the `duvae train` flags, `--set`/`--config` parsing,
+validation, `--help` and docs/options.md are derived from these declarations (config/, commands/train.py).
 
-This module is a leaf: it imports nothing from the package, so any file can declare options.
+The other commands: each library options record (`EvalOptions`, `ClassifyOptions`, `DecodeOptions`,
+`PrepareOptions`, `SweepOptions`, ...) is a tuple of Options made into a frozen dataclass by
+`options_dataclass`, whose construction checks every value against its declaration; the commands'
+flags and their checks are derived from the same tuples (commands/common.py `command`).
+docs/extending.md walks through adding one.
+
+This module imports only `duvae_cli.errors` (no torch, no typer), so any file can declare options.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import os
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable
+
+from duvae_cli.errors import UsageError
 
 _RANGE = re.compile(r"^\s*(?:(>=|>|<=|<)\s*(\S+)|([\[(])\s*(\S+)\s*,\s*(\S+)\s*([\])]))\s*$")
-TYPE_WORDS = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+TYPE_WORDS = {int: "an integer", float: "a number", str: "a string", bool: "true or false", Path: "a path"}
+
+DEFAULT_SEED = 783435  # the reference code's seed: every command's and the training config's default
+SEED_RANGE = "[0, 4294967295]"  # 2**32 - 1: every seed numpy's and torch's generators accept
 
 
 @dataclass(frozen=True)
@@ -68,14 +81,24 @@ def _number(value: float) -> str:
 
 @dataclass(frozen=True)
 class Option:
-    """One config field.
+    """One option: a config field, or an option of a command's options record.
 
-    name: the config.json key and `--set` key; the flag is `--name-with-dashes`.
-    type: int, float, str or bool. default: the value when the method is chosen (general fields: always).
-    help: one sentence for `--help` and the docs. range: "> 0", "[0, 1)", ... (numbers are also finite).
-    choices: the allowed strings. flag: whether `duvae train` has a flag (else `--set`/`--config` only).
+    name: the config.json / `--set` key, the dataclass field and the command's parameter; the flag is
+    `--name-with-dashes` unless `flags` spells it. type: int, float, str, bool or Path (of one value).
+    default: the value when not given (None: optional, "not given"; a method option: its value when
+    the method is chosen). help: one sentence for `--help` and the docs. range: "> 0", "[0, 1)", ...
+    (numbers are also finite). choices: the allowed strings. flag: whether the command has a flag
+    (a config field without one: `--set`/`--config` only; a record's field without one: Python only).
     always: a method option that every config.json holds (at `default`), whichever method is chosen;
     otherwise it is null unless its method is chosen, and filled with the method's default then.
+
+    How a command spells and reads it (commands/common.py): flags: explicit spellings, e.g.
+    ("--format",), ("--quiet", "-q"), ("--force/--no-force",). metavar: the value's name in `--help`.
+    multiple: repeatable; the value is a tuple (None given: the default). nargs: values per use
+    (2: `--interpolate A B`, a tuple). convert: makes the stored value from the given one, the flag's
+    text ("1GiB" -> 2**30) or a value already converted (it must accept its own output); it raises
+    ValueError with the reason (or a UsageError of its own) and replaces the type, range and choices
+    checks. panel: the `--help` panel it is listed in.
     """
 
     name: str
@@ -86,16 +109,30 @@ class Option:
     choices: tuple[str, ...] | None = None
     flag: bool = True
     always: bool = False
+    flags: tuple[str, ...] = ()
+    metavar: str | None = None
+    multiple: bool = False
+    nargs: int = 1
+    convert: Callable[[Any], Any] | None = field(default=None, compare=False)
+    panel: str | None = None
     bounds: Range | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.type not in TYPE_WORDS:
-            raise ValueError(f"option {self.name}: type must be int, float, str or bool")
+            raise ValueError(f"option {self.name}: type must be int, float, str, bool or Path")
+        if self.multiple and self.nargs != 1:
+            raise ValueError(f"option {self.name}: a repeatable option takes one value per use")
         if self.range is not None:
             object.__setattr__(self, "bounds", Range.parse(self.range))
 
+    def but(self, **changes) -> "Option":
+        """The same declaration with some fields changed, e.g. `SEED.but(help="...")`."""
+        return dataclasses.replace(self, **changes)
+
     @property
     def flag_name(self) -> str:
+        if self.flags:
+            return self.flags[0].split("/")[0]
         return "--" + self.name.replace("_", "-")
 
     @property
@@ -125,6 +162,9 @@ class Option:
         elif self.type is float:
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 return float(value)
+        elif self.type is Path:
+            if isinstance(value, (str, os.PathLike)):
+                return Path(value)
         elif isinstance(value, str):
             return value
         raise ValueError(f"expected {TYPE_WORDS[self.type]}, got {value!r}")
@@ -145,7 +185,7 @@ class Option:
                 return float(text)
         except ValueError:
             raise ValueError(f"expected {TYPE_WORDS[self.type]}, got {raw!r}") from None
-        return text
+        return Path(text) if self.type is Path else text
 
     def problem(self, value: Any) -> str | None:
         """Why `value` (already of the right type, or None) is not allowed, or None if it is."""
@@ -168,52 +208,133 @@ def either(names) -> str:
 
 
 def check_declarations(options: tuple[Option, ...], owner: str) -> None:
-    """Defaults must satisfy their own declaration; names must be identifiers, each once."""
+    """Defaults must satisfy their own declaration (None: optional); names must be identifiers, each once."""
     seen = set()
     for option in options:
         if not option.name.isidentifier() or option.name in seen:
             raise ValueError(f"{owner}: option name {option.name!r} is not a unique identifier")
         seen.add(option.name)
-        reason = option.problem(option.coerce(option.default, nullable=False))
-        if reason:
-            raise ValueError(f"{owner}: option {option.name} default {option.default!r}: {reason}")
+        try:
+            checked(option, option.default)
+        except (ValueError, UsageError) as exc:
+            raise ValueError(f"{owner}: option {option.name} default {option.default!r}: "
+                             f"{str(exc).split(': ', 1)[-1]}") from None
 
 
-# ------------------------------------------------------------------ the other commands' limits ---
-# `duvae train`'s fields declare their ranges above (train/general.py: Option(..., range=)). The
-# options of the other commands (evaluate, classify, generate, visualize, the run flags of train) are
-# Typer parameters; their limits are declared here, once, and checked where each command validates
-# its options (`command_problem`). Upper bounds keep a typo (1e20, 99999999999999999999) from
-# reaching numpy/torch as an overflow, an allocation of exabytes or a loop that never ends.
-
-SEED_RANGE = "[0, 4294967295]"  # 2**32 - 1: every seed numpy's and torch's generators accept
-
-COMMAND_OPTIONS: dict[str, Option] = {o.name: o for o in (
-    Option("seed", int, 783435, "Seed of the command's random draws.", range=SEED_RANGE),
-    Option("iw_samples", int, 500, "K, importance samples per example (IW-NLL).", range="[1, 100000]"),
-    Option("examples", int, 1, "Examples of a seeded subset.", range="[1, 1000000000]"),
-    Option("batch_size", int, 64, "Examples per batch.", range="[1, 1000000]"),
-    Option("repeats", int, 1, "Probe repeats (seeds).", range="[1, 1000]"),
-    Option("labels", int, 100, "A label budget.", range="[1, 1000000000]"),
-    Option("sample", int, 10, "Codes decoded from the prior.", range="[1, 100000]"),
-    Option("n", int, 10, "Sentences reconstructed and prior codes decoded.", range="[1, 100000]"),
-    Option("steps", int, 5, "Points of an interpolation, both ends included.", range="[2, 10000]"),
-    Option("beam", int, 5, "Beam width.", range="[1, 1000]"),
-    Option("temperature", float, 1.0, "Softmax temperature of sampling.", range="(0, 1000]"),
-    Option("max_length", int, 50, "Most words per decoded sentence.", range="[1, 100000]"),
-    Option("log_every", int, 10, "Per-step values every N optimizer steps.", range="[1, 1000000000]"),
-)}
 
 
-def command_problem(**values: Any) -> str | None:
-    """'--iw-samples 0: must be in [1, 100000]' for the first value outside its declaration in
-    COMMAND_OPTIONS (None: not given), else None. The caller raises it as a usage error."""
-    for name, value in values.items():
-        option = COMMAND_OPTIONS[name]
-        reason = option.problem(value)
-        if reason:
-            return f"{option.flag_name} {value}: {reason}"
-    return None
+def checked(option: Option, value: Any) -> Any:
+    """`value` as stored (converted, typed, a tuple if repeatable or of several values), or a
+    UsageError naming the flag: '--seed -1: must be in [0, 4294967295]'. None: not given (an option
+    declared with a default passes it only if that default is None; a repeatable one gets its default)."""
+    if option.convert is not None:
+        if value is None:
+            return None
+        try:
+            return option.convert(value)
+        except ValueError as exc:
+            raise UsageError(f"{option.label} {_shown(value)}: {exc}") from None
+    if option.multiple or option.nargs > 1:
+        if value is None:
+            return option.default
+        if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+            raise UsageError(f"{option.label}: expected a list of {_plural(option)}, got {value!r}")
+        return tuple(_one(option, v, nullable=False) for v in value)
+    return _one(option, value, nullable=option.default is None)
 
 
-check_declarations(tuple(COMMAND_OPTIONS.values()), "duvae_cli.options.COMMAND_OPTIONS")
+def _one(option: Option, value: Any, nullable: bool) -> Any:
+    try:
+        value = option.coerce(value, nullable)
+    except ValueError as exc:
+        raise UsageError(f"{option.label}: {exc}") from None
+    reason = option.problem(value)
+    if reason:
+        raise UsageError(f"{option.label} {_shown(value)}: {reason}")
+    return value
+
+
+def _shown(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _plural(option: Option) -> str:
+    return TYPE_WORDS[option.type].split(" ", 1)[1] + "s"
+
+
+def options_dataclass(options: tuple[Option, ...]):
+    """Class decorator: a frozen dataclass whose fields are `options` (in order, at their defaults),
+    then the class's own annotated fields (non-option parts, with defaults); its construction checks
+    and converts every option value (`checked`: UsageError naming the flag, exit 2), then calls the
+    class's `check()` if it defines one (rules that tie fields together). `Cls.options` is the tuple;
+    `Cls.from_flags(values)` builds one from a command's values (None: not given).
+
+        @options_dataclass(DECODE_OPTIONS)
+        class DecodeOptions:
+            def generator(self): ...
+    """
+    check_declarations(options, "options_dataclass")
+
+    def make(cls):
+        own = dict(cls.__dict__.get("__annotations__", {}))
+        clash = [o.name for o in options if o.name in own]
+        if clash:
+            raise ValueError(f"{cls.__name__}: {clash[0]} is both a declared option and a field")
+        cls.__annotations__ = {**{o.name: _annotation(o) for o in options}, **own}
+        for option in options:
+            setattr(cls, option.name, option.default)
+        cls.options = options
+        cls.__post_init__ = _check_fields
+        cls.from_flags = classmethod(_from_flags)
+        return dataclass(frozen=True)(cls)
+
+    return make
+
+
+def _annotation(option: Option) -> Any:
+    if option.convert is not None:
+        return Any
+    if option.multiple or option.nargs > 1:
+        return tuple
+    return option.type if option.default is not None else (option.type | None)
+
+
+def _check_fields(self) -> None:
+    for option in type(self).options:
+        object.__setattr__(self, option.name, checked(option, getattr(self, option.name)))
+    check = getattr(self, "check", None)
+    if check is not None:
+        check()
+
+
+def _from_flags(cls, values: dict):
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in values.items() if k in names and v is not None})
+
+
+# ---------------------------------------------------------------- options many commands share ---
+
+SEED = Option("seed", int, DEFAULT_SEED, "Seed of the command's random draws.", range=SEED_RANGE)
+CHECKPOINT = Option("checkpoint", str, "best", "best or last.", choices=("best", "last"))
+DEVICE = Option("device", str, "auto", "auto, cpu or cuda.")
+DATA_ROOT = Option("data_root", Path, None, "A moved run's data: when the recorded dataset path is gone, use "
+                   "DIR/NAME/dataset.h5 if it holds the same data (then the run's data_root, then ./data; "
+                   "docs/runs.md).", metavar="DIR")
+
+_SIZES = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+
+
+def parse_size(value: Any) -> int:
+    """'2GB', '500MB', '1.5GiB' or a plain byte count -> bytes (> 0); an int is taken as bytes."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        size = value
+    else:
+        match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*", str(value))
+        unit = match and match.group(2).upper()
+        if not match or unit not in _SIZES:
+            raise ValueError("expected a size such as 2GB, 500MB or 1.5GiB")
+        size = int(float(match.group(1)) * _SIZES[unit])
+    if size <= 0:
+        raise ValueError("must be > 0")
+    return size

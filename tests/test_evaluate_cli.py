@@ -78,7 +78,7 @@ def test_table_and_both_checkpoints(duvae, run_dir):
     (["--split", "valid"], "--split 'valid': dataset toy has no such split; it has: train, test"),
     (["--memory-budget", "lots"], "--memory-budget 'lots'"),
     (["--iw-samples", "0"], "--iw-samples 0"),
-    (["--mi-estimator", "kde"], "--mi-estimator 'kde': choose one of: whole, batch"),
+    (["--mi-estimator", "kde"], "--mi-estimator 'kde': choose whole or batch"),
     (["--checkpoint", "final"], "--checkpoint 'final': choose best or last"),
 ])
 def test_usage_errors_are_one_line_naming_the_option(duvae, run_dir, args, message):

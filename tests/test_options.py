@@ -109,11 +109,11 @@ def test_library_resolution_refuses_wrong_types():
 def test_docs_options_table_is_generated_from_the_declarations():
     from pathlib import Path
 
-    from duvae_cli.config.options_doc import options_markdown
+    from duvae_cli.commands.options_doc import options_markdown
 
     path = Path(__file__).resolve().parents[1] / "docs" / "options.md"
     assert path.read_text(encoding="utf-8") == options_markdown(), (
-        "docs/options.md is stale: python -m duvae_cli.config.options_doc > docs/options.md")
+        "docs/options.md is stale: python -m duvae_cli.commands.options_doc > docs/options.md")
 
 
 @pytest.mark.parametrize("model, values, attribute", [

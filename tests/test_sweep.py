@@ -87,12 +87,11 @@ def test_a_2x2_sweep_runs_resumes_and_skips(tmp_path):
 def _interrupt_one_point(root: Path, data_root: Path, grid: list[str]) -> str:
     """Start the first point's run in-process and stop it after step 2 (last.pt is from step 2)."""
     from duvae_cli.sweep import SweepOptions, plan
-    from duvae_cli.sweep.grid import parse_grid as grid_of
     from duvae_cli.config.resolve import TrainConfig
     from duvae_cli.train.session import start_run
 
     sets = tuple(s for s in [*toy_sets(data_root), *grid[4:]] if s != "--set")
-    options = SweepOptions(grid=grid_of([grid[1], grid[3]]), root=root, sets=sets,
+    options = SweepOptions(grid=(grid[1], grid[3]), root=root, sets=sets,
                            flags=dict(dataset="toy", epochs=1))
     spec = plan(options)[0]
     with pytest.raises(Interrupt):

@@ -87,11 +87,10 @@ def _in_sessions(sessions: set[int]) -> list[int]:
 
 def test_a_failing_point_is_named_with_its_log_and_the_others_finish(tmp_path):
     from duvae_cli.sweep import SweepOptions, plan
-    from duvae_cli.sweep.grid import parse_grid
 
     data_root, root = make_toy_data(tmp_path / "data"), tmp_path / "sweep"
     sets = [s for s in toy_sets(data_root) if s != "--set"]
-    broken = plan(SweepOptions(grid=parse_grid(["gamma=0.5", "p=1,0.8"]), root=root, sets=tuple(sets),
+    broken = plan(SweepOptions(grid=("gamma=0.5", "p=1,0.8"), root=root, sets=tuple(sets),
                                flags=dict(dataset="toy", epochs=1)))[0]
     run_dir = Path(broken.run_dir)  # looks resumable, but its checkpoint is damaged
     (run_dir / "checkpoints").mkdir(parents=True)

@@ -152,4 +152,4 @@ def test_a_tracker_not_installed_is_one_line_exit_2(duvae, data_root, tmp_path, 
 
 def test_an_unknown_tracker_is_a_usage_error(duvae, data_root, tmp_path):
     result = duvae("train", "--dataset", "toy", *toy_sets(data_root), "--run-dir", tmp_path / "r", "--log", "wandb")
-    assert result.code == 2 and "--log 'wandb': choose one of: csv, tensorboard, mlflow" in result.stderr
+    assert result.code == 2 and "--log 'wandb': choose csv, tensorboard or mlflow" in result.stderr

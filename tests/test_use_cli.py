@@ -140,7 +140,7 @@ def test_interpolation_endpoints_decode_from_the_endpoints_means(toy_run):
     (("classify", "{run}", "--data", "train={good}", "--data", "valid={good}", "--data", "test={good}"), 1,
      "no labels; the train data must be LABEL<TAB>sentence lines"),
     (("generate", "{run}"), 2, "give exactly one of --reconstruct FILE, --sample N, --interpolate A B"),
-    (("generate", "{run}", "--sample", "2", "--decode", "top-k"), 2, "--decode 'top-k': choose one of"),
+    (("generate", "{run}", "--sample", "2", "--decode", "top-k"), 2, "--decode 'top-k': choose greedy, beam or sample"),
     (("generate", "{run}", "--interpolate", "w4", "w5", "--steps", "1"), 2, "--steps 1: must be in [2, 10000]"),
 ])
 def test_bad_inputs_are_one_line(toy_run, tmp_path, duvae, args, code, words):

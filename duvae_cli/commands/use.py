@@ -1,7 +1,8 @@
 """`duvae encode` and `duvae generate`: a trained run on new data (docs/use.md).
 
-Thin commands over `duvae_cli.use` and `duvae_cli.api`; `register(app)` adds the first two to the
-Typer app (cli.py); the `--data` options live in commands/evaluate.py. Errors are raised as DuvaeError/UsageError and turned into one line by `cli.main`.
+Thin commands over `duvae_cli.use` and `duvae_cli.api`; the `--data` options of evaluate and classify
+live in commands/evaluate.py. Errors are raised as DuvaeError/UsageError and turned into one line by
+`cli.main`.
 """
 
 from __future__ import annotations
@@ -9,33 +10,36 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from duvae_cli.commands.common import DataRoot, Json, Quiet
+from duvae_cli.commands.common import JSON, LATEST, QUIET, RunArg, command
 from duvae_cli.errors import UsageError
+from duvae_cli.options import CHECKPOINT, DATA_ROOT, DEVICE, Option
+from duvae_cli.use.generate import DECODE_OPTIONS, GENERATE_OPTIONS
 
-Checkpoint = Annotated[str, typer.Option(help="best or last.")]
-Device = Annotated[str, typer.Option(help="auto, cpu or cuda.")]
-LATEST = Path("runs/latest")
 GRID_MOST = 32  # image reconstructions drawn in one grid
+ENCODE_OPTIONS = (
+    Option("out", Path, None, "Write .npy, .csv or .h5 (by extension); default: JSON lines on stdout."),
+    Option("split", str, None, "Split of a dataset.h5 INPUT (default test)."),
+    Option("name", str, None, "Name of the data (default: the file's stem)."),
+    CHECKPOINT, DEVICE, DATA_ROOT,
+)
+GENERATE_WHERE = (
+    Option("split", str, None, "Split of a dataset.h5 --reconstruct file."),
+    Option("out", Path, None, "Image runs: the PNG grid (default RUN/figures/generate-MODE.png)."),
+    CHECKPOINT, DEVICE, DATA_ROOT,
+)
 
 
+@command(ENCODE_OPTIONS, (QUIET, JSON))
 def encode(
     paths: Annotated[list[Path], typer.Argument(metavar="[RUN] INPUT",
                                                 help="The run directory (default runs/latest) and "
                                                 "a text file (plain or LABEL<TAB> lines), a prepared "
                                                 "dataset.h5 or an image .npz.", show_default=False)],
-    out: Annotated[Optional[Path], typer.Option(help="Write .npy, .csv or .h5 (by extension); default: JSON "
-                                                "lines on stdout.")] = None,
-    split: Annotated[Optional[str], typer.Option(help="Split of a dataset.h5 INPUT (default test).")] = None,
-    name: Annotated[Optional[str], typer.Option(help="Name of the data (default: the file's stem).")] = None,
-    checkpoint: Checkpoint = "best",
-    device: Device = "auto",
-    data_root: DataRoot = None,
-    quiet: Quiet = False,
-    json_out: Json = False,
+    **values,
 ) -> None:
     """Posterior means and log-variances (and zT for flow runs) of new data, tokenized with the run's
     own vocabulary; reports the share of <unk> tokens on stderr.
@@ -46,12 +50,13 @@ def encode(
     from duvae_cli.use.encode import encode_file
 
     run, input_path = _run_and_input(paths, "INPUT")
-    if json_out and out is None:
+    out = values["out"]
+    if values["json"] and out is None:
         raise UsageError("--json: without --out the rows already are JSON lines on stdout")
-    summary = encode_file(run, input_path, out, split, checkpoint, device, CliReporter(quiet), name,
-                          data_root=data_root)
+    summary = encode_file(run, input_path, out, values["split"], values["checkpoint"], values["device"],
+                          CliReporter(values["quiet"]), values["name"], data_root=values["data_root"])
     if out is not None:
-        emit_json(summary) if json_out else typer.echo(str(out))
+        emit_json(summary) if values["json"] else typer.echo(str(out))
 
 
 def _run_and_input(paths: list[Path], what: str) -> tuple[Path, Path]:
@@ -62,29 +67,8 @@ def _run_and_input(paths: list[Path], what: str) -> tuple[Path, Path]:
     raise UsageError(f"expected [RUN] {what} (got {len(paths)} arguments)")
 
 
-def generate(
-    run: Annotated[Path, typer.Argument(help="Run directory (default: runs/latest).")] = LATEST,
-    reconstruct: Annotated[Optional[Path], typer.Option(help="Reconstruct the examples of this file "
-                                                        "(text, dataset.h5 with --split, or .npz).")] = None,
-    sample: Annotated[Optional[int], typer.Option(help="Decode N codes from the prior N(0, I).")] = None,
-    interpolate: Annotated[Optional[tuple[str, str]], typer.Option(
-        help="Two sentences: decode --steps codes on the line between their posterior means.")] = None,
-    steps: Annotated[int, typer.Option(help="interpolate: points, both endpoints included.")] = 5,
-    decode: Annotated[str, typer.Option(help="greedy, beam or sample.")] = "greedy",
-    beam: Annotated[int, typer.Option(help="beam: width.")] = 5,
-    temperature: Annotated[float, typer.Option(help="sample: softmax temperature.")] = 1.0,
-    max_length: Annotated[Optional[int], typer.Option(help="Most words per sentence (default: the run's "
-                                                      "longest sentence + 5).")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of prior codes, word sampling and pixel sampling.")] = 783435,
-    split: Annotated[Optional[str], typer.Option(help="Split of a dataset.h5 --reconstruct file.")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Image runs: the PNG grid (default "
-                                                "RUN/figures/generate-MODE.png).")] = None,
-    checkpoint: Checkpoint = "best",
-    device: Device = "auto",
-    data_root: DataRoot = None,
-    quiet: Quiet = False,
-    json_out: Json = False,
-) -> None:
+@command(GENERATE_OPTIONS, DECODE_OPTIONS, GENERATE_WHERE, (QUIET, JSON))
+def generate(run: RunArg = LATEST, **values) -> None:
     """Reconstructions (input beside output), prior samples or an interpolation, as text on stdout
     (JSON lines with --json); image runs draw a PNG grid.
 
@@ -95,26 +79,25 @@ def generate(
     from duvae_cli.progress import note
     from duvae_cli.use.generate import DecodeOptions
 
-    modes = [m for m, v in (("reconstruct", reconstruct), ("sample", sample), ("interpolate", interpolate))
-             if v is not None]
+    modes = [m for m in ("reconstruct", "sample", "interpolate") if values[m] is not None]
     if len(modes) != 1:
         raise UsageError("give exactly one of --reconstruct FILE, --sample N, --interpolate A B")
-    options = DecodeOptions(decode, beam, temperature, max_length, seed)
-    model = load(run, checkpoint, device, data_root)
-    reporter = CliReporter(quiet)
+    mode, options = modes[0], DecodeOptions.from_flags(values)
+    model = load(run, values["checkpoint"], values["device"], values["data_root"])
+    reporter = CliReporter(values["quiet"])
     for line in model.trained.data_notes:  # e.g. a moved run's data found elsewhere
         note(reporter, line)
     if model.kind == "image":
-        return _image_grid(model, modes[0], reconstruct, sample, split, options, out, reporter)
-    if out is not None:
+        return _image_grid(model, mode, values, options, reporter)
+    if values["out"] is not None:
         raise UsageError("--out: text runs print to stdout (redirect it to a file)")
-    if modes[0] == "reconstruct":
-        rows = _reconstructions(model, reconstruct, split, options, reporter)
-    elif modes[0] == "sample":
-        rows = [{"index": i, "output": text} for i, text in enumerate(model.sample(sample, **_kw(options)))]
+    if mode == "reconstruct":
+        rows = _reconstructions(model, values["reconstruct"], values["split"], options, reporter)
+    elif mode == "sample":
+        rows = [{"index": i, "output": text} for i, text in enumerate(model.sample(values["sample"], **_kw(options)))]
     else:
-        rows = _interpolation(model, interpolate, steps, options, reporter)
-    _print_rows(rows, modes[0], json_out)
+        rows = _interpolation(model, values["interpolate"], values["steps"], options, reporter)
+    _print_rows(rows, mode, values["json"])
 
 
 def _kw(options) -> dict:
@@ -160,7 +143,7 @@ def _print_rows(rows: list[dict], mode: str, as_json: bool) -> None:
             sys.stdout.write(row["output"] + "\n")
 
 
-def _image_grid(model, mode: str, path, n, split, options, out, reporter) -> None:
+def _image_grid(model, mode: str, values: dict, options, reporter) -> None:
     from duvae_cli.use.inputs import from_images, read_input
     from duvae_cli.use.newdata import log_input
     from duvae_cli.viz.figure import figure_format, save_figure, style
@@ -168,10 +151,10 @@ def _image_grid(model, mode: str, path, n, split, options, out, reporter) -> Non
 
     if mode == "interpolate":
         raise UsageError("--interpolate: text runs only")
-    out = out or model.trained.run_dir / "figures" / f"generate-{mode}.png"
+    out = values["out"] or model.trained.run_dir / "figures" / f"generate-{mode}.png"
     figure_format(out)  # a bad extension fails before any sampling
     if mode == "reconstruct":
-        data = read_input(path, model.dataset, split)
+        data = read_input(values["reconstruct"], model.dataset, values["split"])
         log_input(data, reporter)
         if len(data) > GRID_MOST:
             reporter.log(f"{data.source}: the grid shows the first {GRID_MOST} of {len(data)} images")
@@ -179,15 +162,10 @@ def _image_grid(model, mode: str, path, n, split, options, out, reporter) -> Non
         panels = [(f"{data.source}: inputs", data.split.images),
                   ("reconstructions: z = posterior mean, pixels sampled", model.reconstruct(data, seed=options.seed))]
     else:
-        panels = [("prior samples: z ~ N(0, I), pixels sampled", model.sample(n, seed=options.seed))]
+        panels = [("prior samples: z ~ N(0, I), pixels sampled", model.sample(values["sample"], seed=options.seed))]
     title = (f"{model.trained.run_dir.name}: {mode} ({model.trained.checkpoint.stem} "
              f"{model.trained.checkpoint_sha256[:12]}, seed {options.seed})")
     with style():
         save_figure(draw_panels(panels, title), out)
     typer.echo(str(out))
 
-
-def register(app: typer.Typer) -> None:
-    """Add `encode` and `generate` to the `duvae` app."""
-    app.command()(encode)
-    app.command()(generate)

@@ -7,7 +7,7 @@ another value). The method options live with their methods (models/*.py, methods
 
 from __future__ import annotations
 
-from duvae_cli.options import SEED_RANGE, Option
+from duvae_cli.options import SEED, Option
 
 # Upper bounds are sanity limits (a typo such as 1e20 fails here, in one line, instead of in torch):
 SIZE = "[1, 16384]"  # embedding and LSTM sizes; the paper's largest is 1024
@@ -50,7 +50,7 @@ GENERAL: tuple[Option, ...] = (
     Option("strategy", str, "standard", "How a batch updates the model: {strategies}; composes with "
            "any --model."),
     # bookkeeping
-    Option("seed", int, 783435, "Random seed (recorded).", range=SEED_RANGE),
+    SEED.but(help="Random seed (recorded)."),
     Option("device", str, "auto", "auto, cpu, cuda or cuda:N."),
     Option("checkpoint_every", int, 0, "Also save last.pt every N steps (0: only at epoch ends).",
            range="[0, 1000000000]"),

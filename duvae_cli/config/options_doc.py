@@ -1,5 +1,6 @@
-"""Generated from the declared options, and checked current by tests: docs/options.md
-(`python -m duvae_cli.config.options_doc > docs/options.md`) and the declarations' facts that the
+"""Generated from the declared training options, and checked current by tests: the training part of
+docs/options.md (`training_markdown`; the whole page, with every command's options, is made by
+`python -m duvae_cli.commands.options_doc > docs/options.md`) and the declarations' facts that the
 commands which must not import torch read (`python -m duvae_cli.config.options_doc --facts >
 duvae_cli/tables/declared.json`: every field's default, each model's own options)."""
 
@@ -21,11 +22,12 @@ def facts(table: Declared | None = None) -> dict:
     return {"defaults": defaults, "model_options": own}
 
 
-def options_markdown(table: Declared | None = None) -> str:
+def training_markdown(table: Declared | None = None) -> str:
+    """The tables of the training options: general fields, methods, method options."""
     table = table or declared()
     lines = ["# Training options (generated)", "",
              "Generated from the declarations (`duvae_cli/options.py`, docs/extending.md) by",
-             "`python -m duvae_cli.config.options_doc > docs/options.md`; do not edit by hand.",
+             "`python -m duvae_cli.commands.options_doc > docs/options.md`; do not edit by hand.",
              "Fields with a flag are `duvae train --flag`; all are `--set key=value` and `--config` keys.", "",
              "## General", "", "| field | flag | type | allowed | default | help |", "|---|---|---|---|---|---|"]
     lines += [_row(table, o) for name, o in table.options.items() if name not in table.variants]
@@ -42,20 +44,7 @@ def options_markdown(table: Declared | None = None) -> str:
     lines += ["", "## Method options", "", "| field | flag | type | allowed | default | help |",
               "|---|---|---|---|---|---|"]
     lines += [_row(table, o) for name, o in table.options.items() if name in table.variants]
-    return "\n".join(lines + _command_limits()) + "\n"
-
-
-def _command_limits() -> list[str]:
-    """The other commands' limits (options.COMMAND_OPTIONS), checked where each command validates."""
-    from duvae_cli.options import COMMAND_OPTIONS
-
-    return ["", "## Limits of the other commands' options", "",
-            "Declared once in `duvae_cli/options.py` (`COMMAND_OPTIONS`) and checked by `evaluate`, `classify`,",
-            "`generate`, `visualize`, `prepare` and `train --log-every` wherever the option exists; a value",
-            "outside is one line naming the option, exit 2.", "",
-            "| option | type | allowed | what |", "|---|---|---|---|",
-            *(f"| `{o.flag_name}` | {o.type.__name__} | {o.constraint()} | {o.help} |"
-              for o in COMMAND_OPTIONS.values())]
+    return "\n".join(lines) + "\n"
 
 
 def _row(table: Declared, option) -> str:
@@ -67,4 +56,7 @@ def _row(table: Declared, option) -> str:
 
 
 if __name__ == "__main__":
-    print(json.dumps(facts(), indent=1, sort_keys=True) if "--facts" in sys.argv[1:] else options_markdown(), end="")
+    if "--facts" not in sys.argv[1:]:
+        sys.exit("usage: python -m duvae_cli.config.options_doc --facts > duvae_cli/tables/declared.json "
+                 "(docs/options.md: python -m duvae_cli.commands.options_doc > docs/options.md)")
+    print(json.dumps(facts(), indent=1, sort_keys=True), end="")

@@ -19,7 +19,14 @@ from duvae_cli.config.declared import Declared, declared
 from duvae_cli.config.general import DATASET_PRESETS
 from duvae_cli.errors import DuvaeError, UsageError
 from duvae_cli.methods import STRATEGIES
-from duvae_cli.options import either
+from duvae_cli.options import Option, either
+
+
+# The other sources of a config (`duvae train` and `duvae sweep` take them as flags).
+CONFIG_FILE = Option("config_file", Path, None, "JSON file of config fields (flat, as a run's config.json).",
+                     flags=("--config",))
+SETS = Option("sets", str, (), "Override a config field: key=value (docs/options.md lists them).", multiple=True,
+              flags=("--set",))
 
 
 def _to_dict(self) -> dict:

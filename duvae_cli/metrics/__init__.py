@@ -10,7 +10,7 @@
 
 import importlib
 
-_LAZY = {"EvalOptions": "evaluate", "parse_memory": "evaluate", "score_examples": "evaluate",
+_LAZY = {"EvalOptions": "evaluate", "EVAL_OPTIONS": "evaluate", "score_examples": "evaluate",
          "summarise": "evaluate", "EvalReport": "report", "evaluate_run": "report", "evaluate_trained": "report"}
 __all__ = sorted(_LAZY)
 

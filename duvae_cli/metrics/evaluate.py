@@ -9,63 +9,46 @@ the reported metrics (docs/metrics.md). `report.py` adds run directories and out
 from __future__ import annotations
 
 import math
-import re
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from duvae_cli.data.batching import batches_for, plan_batches
-from duvae_cli.errors import DuvaeError, UsageError
+from duvae_cli.errors import UsageError
 from duvae_cli.metrics import posterior
 from duvae_cli.metrics.iw import BatchNoise, importance_weights, plan_chunks
 from duvae_cli.metrics.passes import encoded_batches, put
 from duvae_cli.metrics.scoring import make_scorer
 from duvae_cli.models.gaussian import draw, kl_standard_normal
-from duvae_cli.options import command_problem
+from duvae_cli.options import SEED, Option, options_dataclass, parse_size
 from duvae_cli.progress import SILENT
 
 MI_ESTIMATORS = ("whole", "batch")
-DEFAULT_SEED = 783435
-_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
-          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+IW_SAMPLES = 500  # K of the paper's IW-NLL (reference-spec §5)
+
+# What `duvae evaluate` can be asked (its flags are derived from these; commands/evaluate.py).
+EVAL_OPTIONS = (
+    Option("iw_samples", int, IW_SAMPLES, "K, importance samples per example for IW-NLL.", range="[1, 100000]"),
+    Option("mi_estimator", str, "whole", "whole (aggregate posterior over the whole split) or batch (He et al.: "
+           "per batch of --batch-size).", choices=MI_ESTIMATORS),
+    Option("au_threshold", float, 0.01, "A dimension is active if Var(mean) >= this.", range=">= 0"),
+    SEED.but(help="Evaluation seed: example i's noise depends on (seed, i) only."),
+    Option("batch_size", int, 64, "Examples per encoder batch.", range="[1, 1000000]"),
+    Option("memory_budget", str, "1GiB", "Working memory for the samples, e.g. 2GB, 500MB (bytes: "
+           "1GB = 10**9, 1GiB = 2**30).", convert=parse_size),
+    Option("max_rows", int, None, "(example x sample) rows per chunk (default 2048 on CPU, 2**16 on GPU).",
+           range=">= 1", flag=False),
+    Option("flush_seconds", float, 10.0, "How often partial results are written while evaluating.",
+           range=">= 0", flag=False),
+    Option("examples", int, None, "Evaluate a random subset of N examples of the split (seeded by --seed; "
+           "each keeps the numbers a whole-split evaluation gives it).", range="[1, 1000000000]"),
+)
 
 
-def parse_memory(text: str) -> int:
-    """'2GB', '500MB', '1.5GiB' or a plain byte count -> bytes."""
-    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*", str(text))
-    unit = match and match.group(2).upper()
-    if not match or unit not in _UNITS:
-        raise UsageError(f"--memory-budget {text!r}: expected a size such as 2GB, 500MB or 1.5GiB")
-    return int(float(match.group(1)) * _UNITS[unit])
-
-
-@dataclass(frozen=True)
+@options_dataclass(EVAL_OPTIONS)
 class EvalOptions:
-    iw_samples: int = 500  # K
-    mi_estimator: str = "whole"  # "whole" (reference-spec §5) or "batch" (He et al.)
-    au_threshold: float = 0.01
-    seed: int = DEFAULT_SEED  # evaluation seed: the noise of example i is a function of (seed, i)
-    batch_size: int = 64  # examples per encoder batch; also the batches of the "batch" MI estimator
-    memory_budget: int = 2**30  # bytes of working memory for scoring the samples
-    max_rows: int | None = None  # (example x sample) rows per chunk; None: 2048 on CPU, 2**16 on GPU
-    flush_seconds: float = 10.0  # how often partial results are written while evaluating
-    examples: int | None = None  # evaluate a seeded random subset of this many examples (None: all)
-
-    def __post_init__(self):
-        limits = command_problem(iw_samples=self.iw_samples, seed=self.seed, batch_size=self.batch_size,
-                                 examples=self.examples)  # declared in duvae_cli/options.py
-        checks = [
-            (limits is None, limits),
-            (self.mi_estimator in MI_ESTIMATORS,
-             f"--mi-estimator {self.mi_estimator!r}: choose one of: {', '.join(MI_ESTIMATORS)}"),
-            (math.isfinite(self.au_threshold) and self.au_threshold >= 0,
-             f"--au-threshold {self.au_threshold}: must be a finite number >= 0"),
-            (self.memory_budget > 0, f"--memory-budget {self.memory_budget}: must be > 0"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise UsageError(message)
+    """How a split is evaluated (EVAL_OPTIONS): K, the MI estimator, the seed (the noise of example i is a
+    function of (seed, i)), the batches and the memory bound of scoring the samples (bytes)."""
 
 
 def examples_for(split):

@@ -4,38 +4,52 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 from duvae_cli.errors import UsageError
-from duvae_cli.options import command_problem
+from duvae_cli.options import SEED, Option, options_dataclass
 
 TOKENIZERS = ("word", "sentencepiece")
 DEFAULT_SENTENCEPIECE_SIZE = 8000
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
+# What `duvae prepare` can be asked (its flags are derived from these; commands/prepare.py).
+PREPARE_OPTIONS = (
+    Option("source", str, None, "Folder, file or URL (http, https, file; a URL ending in / is a folder) with the raw "
+           "data (default: the local copy, else the registry's canonical URLs)."),
+    Option("out", Path, Path("data"), "Workspace; writes OUT/NAME/dataset.h5."),
+    Option("as_name", str, None, "Output name instead of NAME (e.g. for your own `text` corpus).", flags=("--as",)),
+    Option("tokenizer", str, "word", "word or sentencepiece.", choices=TOKENIZERS),
+    Option("vocab_size", int, None, "Vocabulary size, the 4 special tokens included (at least 5): keep the most "
+           f"frequent train words (sentencepiece: model size, default {DEFAULT_SENTENCEPIECE_SIZE}).", range=">= 5"),
+    Option("vocab", Path, None, "Impose this vocabulary file (one token a line, <pad> <s> </s> <unk> first)."),
+    Option("min_freq", int, 1, "Drop words seen fewer times in train.", range=">= 1"),
+    Option("max_length", int, None, "Drop sentences with more tokens.", range=">= 1"),
+    Option("train", Path, None, "text: the train file (alone: carved by --split)."),
+    Option("valid", Path, None, "text: the valid file."),
+    Option("test", Path, None, "text: the test file."),
+    Option("split", str, "0.8,0.1,0.1", "Fractions train,valid,test when one file is carved."),
+    SEED.but(help="Seed for splits, binarisation and generated data."),
+    Option("force", bool, False, "Replace an existing prepared dataset.", flags=("--force/--no-force",)),
+)
 
-@dataclass(frozen=True)
+
+@options_dataclass(PREPARE_OPTIONS)
 class PrepareOptions:
-    """Mirrors the `duvae prepare` flags; the defaults are the CLI's defaults."""
-
-    source: str | None = None  # folder, file or URL; None = local copy or the canonical URLs
-    out: Path = Path("data")
-    tokenizer: str = "word"
-    vocab_size: int | None = None  # total entries, the 4 specials included
-    vocab: Path | None = None  # impose this vocabulary file
-    min_freq: int = 1
-    max_length: int | None = None  # drop sentences with more tokens than this
-    train: Path | None = None  # `text` only
-    valid: Path | None = None
-    test: Path | None = None
-    split: str = "0.8,0.1,0.1"  # train,valid,test fractions when one file is carved
-    seed: int = 783435  # the seed of the reference label-subset script
-    force: bool = False
-    as_name: str | None = None  # output name (default: the dataset's name)
+    """Mirrors the `duvae prepare` flags; the defaults are the CLI's defaults. Construction checks each
+    value and the rules between them; `check_options` those that depend on the dataset."""
 
     def fractions(self) -> tuple[float, float, float]:
         return parse_split(self.split)
+
+    def check(self) -> None:
+        if self.tokenizer == "sentencepiece" and (self.vocab is not None or self.min_freq != 1):
+            raise UsageError("--vocab and --min-freq apply to --tokenizer word only")
+        if self.vocab is not None and self.vocab_size is not None:
+            raise UsageError("--vocab imposes a vocabulary; it cannot be combined with --vocab-size")
+        if self.as_name is not None and not _NAME.match(self.as_name):
+            raise UsageError(f"--as {self.as_name!r}: use letters, digits, '.', '_' or '-' only")
+        self.fractions()
 
 
 def parse_split(text: str) -> tuple[float, float, float]:
@@ -52,7 +66,7 @@ def parse_split(text: str) -> tuple[float, float, float]:
 
 
 def check_options(options: PrepareOptions, kind: str, name: str) -> None:
-    """Reject flags that do not apply to this dataset or contradict each other (exit 2)."""
+    """Reject flags that do not apply to this dataset (exit 2)."""
     text_flags = {"--tokenizer": options.tokenizer != "word", "--vocab-size": options.vocab_size is not None,
                   "--vocab": options.vocab is not None, "--min-freq": options.min_freq != 1,
                   "--max-length": options.max_length is not None}
@@ -66,25 +80,3 @@ def check_options(options: PrepareOptions, kind: str, name: str) -> None:
         raise UsageError(f"{file_flags[0]} is for `duvae prepare text`; use --source for {name}")
     if file_flags and options.source is not None:
         raise UsageError(f"text: give either --source or {'/'.join(file_flags)}, not both")
-    if options.tokenizer not in TOKENIZERS:
-        raise UsageError(f"--tokenizer {options.tokenizer!r}: choose one of {', '.join(TOKENIZERS)}")
-    if options.tokenizer == "sentencepiece" and (options.vocab is not None or options.min_freq != 1):
-        raise UsageError("--vocab and --min-freq apply to --tokenizer word only")
-    if options.vocab is not None and options.vocab_size is not None:
-        raise UsageError("--vocab imposes a vocabulary; it cannot be combined with --vocab-size")
-    _check_numbers(options)
-    if options.as_name is not None and not _NAME.match(options.as_name):
-        raise UsageError(f"--as {options.as_name!r}: use letters, digits, '.', '_' or '-' only")
-    options.fractions()
-
-
-def _check_numbers(options: PrepareOptions) -> None:
-    if options.vocab_size is not None and options.vocab_size < 5:
-        raise UsageError(f"--vocab-size {options.vocab_size}: must be at least 5 (4 special tokens + 1)")
-    if options.min_freq < 1:
-        raise UsageError(f"--min-freq {options.min_freq}: must be at least 1")
-    if options.max_length is not None and options.max_length < 1:
-        raise UsageError(f"--max-length {options.max_length}: must be at least 1")
-    problem = command_problem(seed=options.seed)  # declared in duvae_cli/options.py
-    if problem:
-        raise UsageError(problem)

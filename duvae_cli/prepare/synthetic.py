@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from duvae_cli.data.store import SPECIALS, Built, SplitData
+from duvae_cli.options import DEFAULT_SEED
 from duvae_cli.progress import SILENT, Reporter
 
 _CHUNK = 1000
@@ -27,7 +28,7 @@ MEANS = np.array([[0.0, 0.0], [2.0, 2.0], [-2.0, 2.0], [2.0, -2.0], [-2.0, -2.0]
 
 @dataclass(frozen=True)
 class SyntheticConfig:
-    seed: int = 783435
+    seed: int = DEFAULT_SEED
     vocab: int = 1000
     length: int = 10
     hidden: int = 100  # embedding size = hidden size = 100

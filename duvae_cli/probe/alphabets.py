@@ -28,8 +28,8 @@ from torch import nn
 
 from duvae_cli.data import binding
 from duvae_cli.data.store import ImageSplit
-from duvae_cli.errors import DuvaeError, UsageError
-from duvae_cli.options import command_problem
+from duvae_cli.errors import DuvaeError
+from duvae_cli.options import CHECKPOINT, DATA_ROOT, DEVICE, SEED, Option, options_dataclass
 from duvae_cli.probe.features import probe_features
 from duvae_cli.probe.linear import _batches, _init, _one_thread
 from duvae_cli.progress import SILENT, Reporter, note
@@ -38,21 +38,25 @@ from duvae_cli.data.batching import ImageBatches
 DRAWINGS_PER_CHARACTER = 15
 
 
-@dataclass(frozen=True)
-class AlphabetOptions:
-    per_class: tuple[int, ...] = (5, 10, 15)  # k: training drawings per character
-    seed: int = 783435  # the binarisation of the train images, the probes' init and batch order
-    checkpoint: str = "best"
-    device: str = "auto"
-    epochs: int = 300
-    batch_size: int = 50
-    lr: float = 1e-3
-    data_root: str | None = None  # a moved run: where else its data may be (data/locate.py)
+# What `duvae classify` can be asked of an Omniglot run (the per-alphabet protocol).
+ALPHABET_OPTIONS = (
+    Option("per_class", int, (5, 10, 15), "Omniglot: train each alphabet's probe on the first K drawings of every "
+           "character (repeat the option for several; default 5, 10 and 15).", range=f"[1, {DRAWINGS_PER_CHARACTER}]",
+           multiple=True, flags=("--per-class",)),
+    SEED.but(help="The binarisation of the train images, the probes' init and batch order."),
+    CHECKPOINT,
+    DEVICE,
+    Option("epochs", int, 300, "Epochs of each alphabet's probe.", range=">= 1", flag=False),
+    Option("batch_size", int, 50, "Drawings per batch of the probes.", range=">= 1", flag=False),
+    Option("lr", float, 1e-3, "Adam's learning rate of the probes.", range="> 0", flag=False),
+    DATA_ROOT,
+)
 
-    def __post_init__(self):
-        problem = command_problem(seed=self.seed)  # declared in duvae_cli/options.py
-        if problem:
-            raise UsageError(problem)
+
+@options_dataclass(ALPHABET_OPTIONS)
+class AlphabetOptions:
+    """k (training drawings per character) per probe, the seed, the run's checkpoint and device, and
+    the probes' schedule (reference-spec §6.2)."""
 
 
 @dataclass
@@ -184,9 +188,6 @@ def classify_alphabets(run_dir: Path, options: AlphabetOptions = AlphabetOptions
     from duvae_cli.runtime import as_device
     from duvae_cli.runs.load import load_trained
 
-    bad = [k for k in options.per_class if not 1 <= k <= DRAWINGS_PER_CHARACTER]
-    if bad:
-        raise UsageError(f"--per-class {bad[0]}: must be in 1..{DRAWINGS_PER_CHARACTER}")
     device = as_device(options.device)
     trained = load_trained(Path(run_dir), options.checkpoint, device=device, data_root=options.data_root)
     for line in trained.data_notes:  # a split changed, data found elsewhere: shown even with -q

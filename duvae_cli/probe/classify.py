@@ -14,8 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from duvae_cli.data import binding
-from duvae_cli.errors import UsageError
-from duvae_cli.options import command_problem
+from duvae_cli.options import CHECKPOINT, DATA_ROOT, DEVICE, SEED, Option, options_dataclass
 from duvae_cli.probe.features import probe_features, require_text_run
 from duvae_cli.probe.linear import ProbeSettings, fit_probe
 from duvae_cli.probe.subsets import LabelledSet, check_labelled, labelled_sets, official_budgets
@@ -25,21 +24,25 @@ ESTIMATOR = "linear_probe"
 DEFAULT_BUDGET = 100
 
 
-@dataclass(frozen=True)
-class ClassifyOptions:
-    budgets: tuple[int, ...] = ()  # empty: the dataset's official budgets, else (100,)
-    repeats: int = 1
-    seed: int = 783435
-    checkpoint: str = "best"
-    device: str = "auto"
-    settings: ProbeSettings = ProbeSettings()
-    data_root: str | None = None  # a moved run: where else its data may be (data/locate.py)
+# What `duvae classify` can be asked of a text run (its flags are derived from these; commands/evaluate.py).
+CLASSIFY_OPTIONS = (
+    Option("budgets", int, (), "Label budget N (repeat the option for several; default: the dataset's "
+           "official budgets, else 100).", range="[1, 1000000000]", multiple=True, flags=("--labels",)),
+    Option("repeats", int, 1, "Redraw the labelled subsets with R seeds (an official subset is fixed: the "
+           "probe is re-run with R seeds); mean and std.", range="[1, 1000]"),
+    SEED.but(help="Seed of repeat 0; repeat r uses seed + r."),
+    CHECKPOINT,
+    DEVICE.but(help="auto, cpu or cuda (for encoding)."),
+    DATA_ROOT,
+)
 
-    def __post_init__(self):
-        problem = command_problem(repeats=self.repeats, seed=self.seed,
-                                  **({"labels": min(self.budgets)} if self.budgets else {}))
-        if problem:  # limits declared in duvae_cli/options.py
-            raise UsageError(problem)
+
+@options_dataclass(CLASSIFY_OPTIONS)
+class ClassifyOptions:
+    """The label budgets (empty: the dataset's official budgets, else 100), repeats and seed of the
+    probes, the run's checkpoint and device, and the probe's own settings."""
+
+    settings: ProbeSettings = ProbeSettings()
 
 
 @dataclass

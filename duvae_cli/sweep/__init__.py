@@ -16,36 +16,56 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from duvae_cli.config.resolve import CONFIG_FILE, SETS, resolve_config
 from duvae_cli.errors import DuvaeError, UsageError
 from duvae_cli.interrupt import recorded
 from duvae_cli.io import atomic_write_text
+from duvae_cli.options import Option, options_dataclass
 from duvae_cli.progress import SILENT, Reporter
-from duvae_cli.sweep.grid import CHOSEN, expand, point_name
+from duvae_cli.sweep.grid import CHOSEN, expand, parse_grid, parse_seeds, point_name
 from duvae_cli.sweep.launch import Tally, run_local
 from duvae_cli.sweep.points import PointSpec, has_work, point_status, then_args
 from duvae_cli.sweep.slurm import SlurmOptions, check_options, require_sbatch, run_slurm, sbatch_script
-from duvae_cli.config.resolve import resolve_config
+from duvae_cli.tracking import LOG, LOG_EVERY, check_trackers
 
 LAUNCHERS = ("local", "slurm")
 
 
-@dataclass(frozen=True)
+# What `duvae sweep` can be asked besides the training options (commands/sweep.py); the grid and
+# the seeds are kept as given and read by `plan` (sweep/grid.py).
+SWEEP_OPTIONS = (
+    Option("grid", str, (), "key=v1,v2,... over any config field (repeatable, at least once; the points are the "
+           "product), e.g. --grid gamma=0.4,0.5 --grid p=1,0.8.", multiple=True),
+    Option("seeds", str, None, "Seeds crossed with the grid, e.g. 1,2,3 (default: the config's seed)."),
+    Option("root", Path, None, "Sweep directory (default runs/sweep-<dataset>-<model>)."),
+    CONFIG_FILE, SETS, LOG, LOG_EVERY,
+    Option("thens", str, (), 'Run after training each point, e.g. "evaluate --iw-samples 500" (repeatable).',
+           multiple=True, flags=("--then",)),
+    Option("workers", int, 1, "Points run at once; the cores are split between them.", range=">= 1"),
+    Option("launcher", str, "local", "local (worker processes) or slurm (one job array, sbatch).", choices=LAUNCHERS),
+    Option("dry_run", bool, False, "slurm: print the job script; submit and write nothing.", flags=("--dry-run",)),
+    Option("metric", str, "mi", "Metric of the gamma x p grid figure (mi, au, iw_nll, val_loss, ...)."),
+)
+
+
+@options_dataclass(SWEEP_OPTIONS)
 class SweepOptions:
-    grid: dict  # field -> values (sweep/grid.py)
-    seeds: list[int] | None = None
-    root: Path | None = None
-    flags: dict = field(default_factory=dict)  # train flags (None = unset), as `duvae train` takes them
-    config_file: Path | None = None
-    sets: tuple[str, ...] = ()
-    trackers: tuple[str, ...] = ()  # beyond csv (tracking.check_trackers)
-    log_every: int | None = None
-    thens: tuple[str, ...] = ()
-    workers: int = 1
-    launcher: str = "local"
+    """A sweep: SWEEP_OPTIONS, the training flags every point takes (None = unset, as `duvae train`
+    takes them), the SLURM options, and the command that resumes the sweep (named in the one line
+    of a stop)."""
+
+    flags: dict = field(default_factory=dict)
     slurm: SlurmOptions = SlurmOptions()
-    dry_run: bool = False  # slurm: return the job script, submit and write nothing
-    metric: str = "mi"  # the grid figure's metric
-    resume: str = ""  # the command that resumes the sweep, named in the one line of a stop
+    resume: str = ""
+
+    def check(self) -> None:
+        if self.dry_run and self.launcher != "slurm":
+            raise UsageError("--dry-run: only with --launcher slurm (it prints the job script)")
+
+    @property
+    def trackers(self) -> tuple[str, ...]:
+        """The trackers beyond csv (tracking.check_trackers: a missing package is refused here)."""
+        return check_trackers(self.log, self.log_every)
 
 
 @dataclass
@@ -65,18 +85,13 @@ class SweepResult:
 def plan(options: SweepOptions) -> list[PointSpec]:
     """Resolve every point's config (presets < --config < --set < flags < grid values); nothing is
     written or trained here (`write_points` writes the configs)."""
-    if options.workers < 1:
-        raise UsageError(f"--workers {options.workers}: must be >= 1")
-    if options.launcher not in LAUNCHERS:
-        raise UsageError(f"--launcher {options.launcher!r}: choose one of: {', '.join(LAUNCHERS)}")
-    if options.dry_run and options.launcher != "slurm":
-        raise UsageError("--dry-run: only with --launcher slurm (it prints the job script)")
-    args = tuple(then_args(t, options.trackers) for t in options.thens)
-    values = expand(options.grid, options.seeds)
+    trackers = options.trackers
+    args = tuple(then_args(t, trackers) for t in options.thens)
+    values = expand(parse_grid(options.grid), parse_seeds(options.seeds))
     configs = [_point_config(options, point) for point in values]
     root = options.root or Path("runs") / f"sweep-{configs[0].dataset}-{configs[0].model}"
     env = _worker_env(options, root)
-    train_args = tuple(a for kind in options.trackers for a in ("--log", kind))
+    train_args = tuple(a for kind in trackers for a in ("--log", kind))
     train_args += ("--log-every", str(options.log_every)) if options.log_every else ()
     specs = []
     for point, config in zip(values, configs):

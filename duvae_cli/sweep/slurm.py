@@ -21,12 +21,13 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 from duvae_cli.errors import DuvaeError, UsageError
 from duvae_cli.interrupt import StopFlag
 from duvae_cli.io import atomic_write_text
+from duvae_cli.options import Option, options_dataclass
 from duvae_cli.sweep.launch import POLL_S, Tally, stopped_line
 from duvae_cli.sweep.points import PointSpec
 
@@ -34,17 +35,44 @@ SIGNAL_AHEAD_S = 120  # `--signal=B:INT@120`: SIGINT before the time limit, so `
 MAX_POLL_S = 30.0
 
 
-@dataclass(frozen=True)
+def parse_time(text: str | int) -> int:
+    """--slurm-time: minutes ("90") or [D-]HH:MM[:SS] -> whole minutes (at least 1); an int is minutes."""
+    if isinstance(text, int):
+        return max(1, text)
+    match = re.fullmatch(r"(?:(\d+)-)?(\d+):(\d{2})(?::(\d{2}))?", text.strip())
+    if text.strip().isdigit():
+        return max(1, int(text))
+    if not match:
+        raise UsageError(f"--slurm-time {text!r}: give minutes (90) or HH:MM[:SS] (1:30:00)")
+    days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    return max(1, days * 1440 + hours * 60 + minutes + (seconds > 0))
+
+
+def _slurm(word: str, type_: type, default, help: str, name: str | None = None, **kw) -> Option:
+    """`--slurm-WORD`, the field `name` (default: WORD)."""
+    return Option(name or word, type_, default, f"slurm: {help}", flags=(f"--slurm-{word}",),
+                  panel="SLURM options (--launcher slurm)", **kw)
+
+
+# `duvae sweep --launcher slurm`: what each task of the job array asks for.
+SLURM_OPTIONS = (
+    _slurm("partition", str, None, "partition."),
+    _slurm("gpus", int, 0, "GPUs per point.", range=">= 0"),
+    _slurm("time", str, "60", "time limit per point, minutes or HH:MM:SS.", name="time_min", convert=parse_time),
+    _slurm("cpus", int, 1, "CPUs per point (and its OMP_NUM_THREADS).", range=">= 1"),
+    _slurm("mem", str, None, "memory per point, e.g. 16G."),
+    _slurm("account", str, None, "account to charge."),
+    _slurm("qos", str, None, "quality of service."),
+    _slurm("constraint", str, None, "node features, e.g. a100."),
+    _slurm("setup", str, (), "a shell line run before each point, e.g. 'module load cuda' (repeatable, in order).",
+           multiple=True),
+)
+
+
+@options_dataclass(SLURM_OPTIONS)
 class SlurmOptions:
-    partition: str | None = None
-    gpus: int = 0  # per task (--gres=gpu:N)
-    time_min: int = 60  # wall-clock limit per task
-    cpus: int = 1  # per task; also each point's OMP_NUM_THREADS
-    mem: str | None = None  # per task, e.g. 16G
-    account: str | None = None
-    qos: str | None = None
-    constraint: str | None = None
-    setup: tuple[str, ...] = ()  # shell lines run before each task (module load, source venv/bin/activate)
+    """What each array task asks SLURM for (time_min: minutes), and the shell lines (module load, source
+    venv/bin/activate) run before each task; `check_options` checks they fit one script line each."""
 
 
 def check_options(options: SlurmOptions) -> None:
@@ -55,9 +83,6 @@ def check_options(options: SlurmOptions) -> None:
             raise UsageError(f"--slurm-{name} {value!r}: expected one word (letters, digits, . , : & | - _)")
     if options.mem is not None and not re.fullmatch(r"\d+[KMGT]?", options.mem):
         raise UsageError(f"--slurm-mem {options.mem!r}: expected a size such as 16G or 4000M")
-    if options.cpus < 1 or options.gpus < 0:
-        flag = "--slurm-cpus" if options.cpus < 1 else "--slurm-gpus"
-        raise UsageError(f"{flag}: must be >= {1 if flag == '--slurm-cpus' else 0}")
     for line in options.setup:
         if "\n" in line or "\r" in line or not line.strip():
             raise UsageError(f"--slurm-setup {line!r}: give one non-empty shell line per --slurm-setup")
@@ -214,13 +239,3 @@ def run_task(tasks_file: Path, index: int) -> dict:
     atomic_write_text(Path(tasks_file).parent / "results" / f"{job}_{index}.json", json.dumps(result) + "\n")
     return result
 
-
-def parse_time(text: str) -> int:
-    """--slurm-time: minutes ("90") or [D-]HH:MM[:SS] -> whole minutes (at least 1)."""
-    match = re.fullmatch(r"(?:(\d+)-)?(\d+):(\d{2})(?::(\d{2}))?", text.strip())
-    if text.strip().isdigit():
-        return max(1, int(text))
-    if not match:
-        raise UsageError(f"--slurm-time {text!r}: give minutes (90) or HH:MM[:SS] (1:30:00)")
-    days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
-    return max(1, days * 1440 + hours * 60 + minutes + (seconds > 0))

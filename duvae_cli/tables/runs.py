@@ -53,7 +53,7 @@ def latest_evaluations(rows: list[dict], run_dir: Path) -> dict[tuple, list[dict
 
 
 def describe_settings(row: dict, run_dir: Path) -> str:
-    """'K=20, examples=200, seed=783435' (unknown settings as ?), for captions."""
+    """'K=20, examples=200, seed=1' (unknown settings as ?), for captions."""
     values = dict(zip(SETTINGS, settings_of(row, run_dir)))
     return f"K={values['n_samples']}, examples={values['examples']}, seed={values['seed']}"
 

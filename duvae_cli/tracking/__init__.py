@@ -15,29 +15,32 @@ from pathlib import Path
 
 from duvae_cli.errors import UsageError
 from duvae_cli.io import atomic_write_text
-from duvae_cli.options import command_problem
+from duvae_cli.options import Option, checked
 from duvae_cli.tracking.records import epoch_scalars, hparams, step_scalars
 
 TRACKERS = ("csv", "tensorboard", "mlflow")
 PACKAGES = {"tensorboard": "tensorboard", "mlflow": "mlflow"}  # tracker -> module it needs
 STATE = "tracking.json"
 
+# `--log` and `--log-every` of train, sweep, evaluate and classify.
+LOG = Option("log", str, (), "Also log to tensorboard or mlflow (repeatable; csv = history.csv, always written); "
+             "needs the `tracking` extra of duvae (tensorboard, mlflow-skinny); see docs/tracking.md.",
+             choices=TRACKERS, multiple=True)
+LOG_EVERY = Option("log_every", int, None, "Log the per-step values every N optimizer steps (default 10; --resume: "
+                   "the run's own).", range="[1, 1000000000]")
 
-def check_trackers(kinds: list[str] | None, every: int | None = 10, option: str = "--log") -> tuple[str, ...]:
-    """The trackers beyond csv, validated: unknown names and missing packages are usage errors.
-    `every`: --log-every (None: not given; 0 is refused, not read as the default)."""
+
+def check_trackers(kinds: list[str] | None, every: int | None = 10) -> tuple[str, ...]:
+    """The trackers beyond csv, validated: unknown names (LOG), a --log-every outside LOG_EVERY
+    (None: not given; 0 is refused, not read as the default) and missing packages are usage errors."""
     out = []
-    for kind in kinds or ():
-        if kind not in TRACKERS:
-            raise UsageError(f"{option} {kind!r}: choose one of: {', '.join(TRACKERS)}")
+    for kind in checked(LOG, kinds):
         if kind in PACKAGES and importlib.util.find_spec(PACKAGES[kind]) is None:
-            raise UsageError(f"{option} {kind}: the {PACKAGES[kind]} package is not installed; "
+            raise UsageError(f"--log {kind}: the {PACKAGES[kind]} package is not installed; "
                              'pip install "duvae[tracking]"')
         if kind != "csv" and kind not in out:
             out.append(kind)
-    problem = command_problem(log_every=every)  # declared in duvae_cli/options.py
-    if problem:
-        raise UsageError(problem)
+    checked(LOG_EVERY, every)
     return tuple(out)
 
 

@@ -17,6 +17,7 @@ from duvae_cli.data import binding
 from duvae_cli.data.store import dataset_path, load_dataset, peek_kind
 from duvae_cli.errors import DuvaeError, UsageError
 from duvae_cli.interrupt import Interrupted
+from duvae_cli.options import Option
 from duvae_cli.progress import SILENT, Reporter, note
 from duvae_cli.runs.checkpoint import load_checkpoint
 from duvae_cli.runs.run import manifest, new_run_dir, point_latest, read_config, read_json, write_json
@@ -27,6 +28,8 @@ from duvae_cli.train import parallel
 from duvae_cli.train.loop import Hooks, train
 
 LOCK = ".lock"  # RUN/.lock: held by the process that trains the run (duvae_cli/locking.py)
+RUN_DIR = Option("run_dir", Path, None, "Run directory (default runs/<generated>).")
+RESUME = Option("resume", Path, None, "Continue this run from its last checkpoint.")
 
 
 def open_training_data(config: TrainConfig, reporter: Reporter = SILENT):

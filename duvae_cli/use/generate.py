@@ -13,34 +13,44 @@ The one implementation behind `duvae generate`, `Model.reconstruct/sample/interp
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from duvae_cli.errors import UsageError
-from duvae_cli.options import command_problem
+from duvae_cli.options import SEED, Option, checked, options_dataclass
 from duvae_cli.probe.features import encode_split
 from duvae_cli.use.decode import beam_search, greedy, sample
 
 METHODS = ("greedy", "beam", "sample")
 
+# How codes are decoded (`duvae generate` flags; `visualize --kind samples` shares their limits).
+BEAM = Option("beam", int, 5, "beam: width.", range="[1, 1000]")
+TEMPERATURE = Option("temperature", float, 1.0, "sample: softmax temperature.", range="(0, 1000]")
+MAX_LENGTH = Option("max_length", int, None, "Most words per sentence (default: the run's longest sentence + 5).",
+                    range="[1, 100000]")
+DECODE_OPTIONS = (
+    Option("method", str, "greedy", "greedy, beam or sample.", choices=METHODS, flags=("--decode",)),
+    BEAM, TEMPERATURE, MAX_LENGTH,
+    SEED.but(help="Seed of prior codes, word sampling and pixel sampling."),
+)
+# What is decoded (`duvae generate`): one of reconstruct, sample and interpolate.
+SAMPLE = Option("sample", int, None, "Decode N codes from the prior N(0, I).", range="[1, 100000]", metavar="N")
+STEPS = Option("steps", int, 5, "interpolate: points, both endpoints included.", range="[2, 10000]")
+GENERATE_OPTIONS = (
+    Option("reconstruct", Path, None, "Reconstruct the examples of this file (text, dataset.h5 with --split, "
+           "or .npz).", metavar="FILE"),
+    SAMPLE,
+    Option("interpolate", str, None, "Two sentences: decode --steps codes on the line between their posterior "
+           "means.", nargs=2, metavar="A B"),
+    STEPS,
+)
 
-@dataclass(frozen=True)
+
+@options_dataclass(DECODE_OPTIONS)
 class DecodeOptions:
-    method: str = "greedy"
-    beam: int = 5
-    temperature: float = 1.0
-    max_length: int | None = None  # None: the run's longest sentence + 5
-    seed: int = 783435
-
-    def __post_init__(self):
-        if self.method not in METHODS:
-            raise UsageError(f"--decode {self.method!r}: choose one of: {', '.join(METHODS)}")
-        problem = command_problem(beam=self.beam, temperature=self.temperature, max_length=self.max_length,
-                                  seed=self.seed)  # limits declared in duvae_cli/options.py
-        if problem:
-            raise UsageError(problem)
+    """How codes become words: greedy, beam (width `beam`) or sample (at `temperature`, seeded by
+    `seed`), at most `max_length` words (None: the run's longest sentence + 5)."""
 
     def generator(self) -> torch.Generator:
         return torch.Generator().manual_seed(self.seed)
@@ -59,17 +69,14 @@ def input_codes(model, split, batch_size: int, device) -> torch.Tensor:
 
 def prior_codes(n: int, dim: int, seed: int) -> torch.Tensor:
     """float32 (n, D) ~ N(0, I), reproducible from `seed`."""
-    problem = command_problem(sample=n, seed=seed)
-    if problem:
-        raise UsageError(problem)
+    checked(SAMPLE, n)
+    checked(SEED, seed)
     return torch.randn(n, dim, generator=torch.Generator().manual_seed(seed))
 
 
 def interpolation_codes(start: torch.Tensor, end: torch.Tensor, steps: int) -> tuple[np.ndarray, torch.Tensor]:
     """(t (K,), codes (K, D)): K points on the segment from `start` (D,) to `end` (D,), both included."""
-    problem = command_problem(steps=steps)  # >= 2: the two endpoints
-    if problem:
-        raise UsageError(problem)
+    checked(STEPS, steps)  # >= 2: the two endpoints
     t = np.linspace(0.0, 1.0, steps)
     weights = torch.as_tensor(t, dtype=start.dtype)[:, None]
     codes = start[None] + weights * (end - start)[None]

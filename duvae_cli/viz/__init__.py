@@ -6,11 +6,12 @@ extension (PNG, SVG, PDF) with fixed metadata, so the same run gives the same by
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 
 from duvae_cli.errors import UsageError
 from duvae_cli.io import atomic_write_text
+from duvae_cli.options import CHECKPOINT, DEVICE, Option, checked, options_dataclass
 from duvae_cli.probe.features import dataset_kind
 from duvae_cli.progress import SILENT, Reporter
 from duvae_cli.tables.runs import resolve_runs
@@ -20,16 +21,22 @@ from duvae_cli.viz.figure import figure_format, save_figure, style
 from duvae_cli.viz.grid import draw_grid
 from duvae_cli.viz.images import draw_image_samples
 from duvae_cli.viz.latent import draw_latent
-from duvae_cli.viz.samples import SampleOptions, sample_text
+from duvae_cli.viz.samples import SPLIT, SampleOptions, sample_text
 
 
-@dataclass(frozen=True)
+# `duvae visualize` (its flags: these, KIND and SAMPLE_OPTIONS; commands/figures.py).
+VIZ_OPTIONS = (
+    Option("out", Path, None, "Output file: .png, .svg or .pdf (samples: text); default RUN/figures/KIND.png."),
+    Option("metric", str, "mi", "grid: a metrics.csv metric or history.csv column (mi, au, iw_nll, val_loss, ...)."),
+    SPLIT, CHECKPOINT, DEVICE,
+)
+
+
+@options_dataclass(VIZ_OPTIONS)
 class VizOptions:
-    out: Path | None = None  # default: RUN/figures/<kind>.png (grid: figures/grid-<metric>.png)
-    metric: str = "mi"  # grid only
-    split: str = "test"
-    checkpoint: str = "best"
-    device: str = "auto"
+    """Where a figure goes (None: RUN/figures/<kind>.png; grid: figures/grid-<metric>.png), the grid's
+    metric, the split and checkpoint read, and the text samples' own options."""
+
     samples: SampleOptions = field(default_factory=SampleOptions)
 
 
@@ -54,14 +61,14 @@ PER_RUN = {
     "samples": (_samples, "samples.txt"),  # an image run: figures/samples.png
 }
 KINDS = [*PER_RUN, "grid"]
+KIND = Option("kind", str, "latent", "latent, curves, dims, grid or samples.", choices=tuple(KINDS))
 
 
 def visualize(runs: list[Path], kind: str, options: VizOptions = VizOptions(),
               reporter: Reporter = SILENT) -> list[Path]:
     """Draw `kind` for `runs` and write the file(s); returns the paths written. `reporter` gets the
     grid's line about stale numbers."""
-    if kind not in KINDS:
-        raise UsageError(f"--kind {kind!r}: choose one of: {', '.join(KINDS)}")
+    checked(KIND, kind)
     runs = resolve_runs(runs)
     if kind == "grid":
         path = options.out or Path("figures") / f"grid-{options.metric}.png"

@@ -5,7 +5,6 @@ codes z ~ N(0, I) decoded greedily, by sampling and by beam search."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -13,28 +12,28 @@ import torch
 
 from duvae_cli.errors import UsageError
 from duvae_cli.io import atomic_write_text
-from duvae_cli.options import command_problem
+from duvae_cli.options import CHECKPOINT, DEVICE, SEED, Option, options_dataclass
 from duvae_cli.probe.features import mean_codes
 from duvae_cli.viz.artifacts import load_trained_text
-from duvae_cli.use.generate import DecodeOptions, decode_codes
+from duvae_cli.use.generate import BEAM, MAX_LENGTH, TEMPERATURE, DecodeOptions, decode_codes
 
 
-@dataclass(frozen=True)
+SPLIT = Option("split", str, "test", "Split to encode or read metrics from.")
+# `duvae visualize --kind samples` (the decoding limits are `duvae generate`'s, use/generate.py).
+SAMPLE_OPTIONS = (
+    Option("n", int, 10, "samples: sentences to reconstruct and prior codes.", range="[1, 100000]", flags=("--n",)),
+    BEAM.but(help="samples: beam width."),
+    TEMPERATURE.but(help="samples: sampling temperature."),
+    MAX_LENGTH.but(help="samples: most words per sentence."),
+    SEED.but(help="samples: which sentences and prior codes."),
+    SPLIT, CHECKPOINT, DEVICE,
+)
+
+
+@options_dataclass(SAMPLE_OPTIONS)
 class SampleOptions:
-    n: int = 10  # test sentences to reconstruct and prior codes to decode
-    beam: int = 5
-    temperature: float = 1.0
-    max_length: int | None = None  # default: the longest sentence of the split + 5
-    seed: int = 783435
-    split: str = "test"
-    checkpoint: str = "best"
-    device: str = "auto"
-
-    def __post_init__(self):  # checked for every --kind: a bad --seed fails whatever is drawn
-        problem = command_problem(n=self.n, beam=self.beam, temperature=self.temperature,
-                                  max_length=self.max_length, seed=self.seed)
-        if problem:  # limits declared in duvae_cli/options.py
-            raise UsageError(problem)
+    """Which test sentences and prior codes are decoded, and how (max_length None: the longest
+    sentence of the split + 5). Checked for every --kind: a bad --seed fails whatever is drawn."""
 
 
 def sample_text(run_dir: Path, options: SampleOptions = SampleOptions()) -> str:
