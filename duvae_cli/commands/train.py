@@ -37,7 +37,7 @@ def train(**values) -> None:
         done = resume_run(run["resume"], epochs=flags.get("epochs"), device=flags.get("device"), reporter=reporter,
                           **tracking)
     else:
-        resolved = resolve_config("synthetic", "du", flags, run["config_file"], run["sets"])
+        resolved = resolve_config(flags=flags, config_file=run["config_file"], sets=run["sets"])
         done = start_run(resolved, run_dir=run["run_dir"], reporter=reporter, **tracking)
     if here.is_main:
         _print_run(done, run["json"])

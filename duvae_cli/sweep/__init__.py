@@ -112,7 +112,7 @@ def _point_config(options: SweepOptions, point: dict):
     flags = {**options.flags, **{k: v for k, v in point.items() if k in CHOSEN or k == "seed"}}
     sets = [*options.sets, *(f"{k}={v}" for k, v in point.items() if k not in CHOSEN and k != "seed")]
     try:
-        return resolve_config("synthetic", "du", flags, options.config_file, sets)
+        return resolve_config(flags=flags, config_file=options.config_file, sets=sets)
     except UsageError as exc:
         raise UsageError(f"sweep point {point_name(point)}: {exc}") from None
 

@@ -1,18 +1,5 @@
-"""Declared options: every option of duvae is one `Option`, declared once next to the code that reads it.
-
-Training: a method (regularizer, flow, strategy) lists its options in a class attribute `options` and
-its paper settings per dataset in `presets`; the general fields (sizes, schedule, bookkeeping) are one
-table in `config/general.py`. `TrainConfig`, the `duvae train` flags, `--set`/`--config` parsing,
-validation, `--help` and docs/options.md are derived from these declarations (config/, commands/train.py).
-
-The other commands: each library options record (`EvalOptions`, `ClassifyOptions`, `DecodeOptions`,
-`PrepareOptions`, `SweepOptions`, ...) is a tuple of Options made into a frozen dataclass by
-`options_dataclass`, whose construction checks every value against its declaration; the commands'
-flags and their checks are derived from the same tuples (commands/common.py `command`).
-docs/extending.md walks through adding one.
-
-This module imports only `duvae_cli.errors` (no torch, no typer), so any file can declare options.
-"""
+"""An `Option`: one declared option (name, type, default, help, limits, how a command spells it),
+and the checks of a value against its declaration (`checked`: a UsageError naming the flag)."""
 
 from __future__ import annotations
 
@@ -28,9 +15,6 @@ from duvae_cli.errors import UsageError
 
 _RANGE = re.compile(r"^\s*(?:(>=|>|<=|<)\s*(\S+)|([\[(])\s*(\S+)\s*,\s*(\S+)\s*([\])]))\s*$")
 TYPE_WORDS = {int: "an integer", float: "a number", str: "a string", bool: "true or false", Path: "a path"}
-
-DEFAULT_SEED = 783435  # the reference code's seed: every command's and the training config's default
-SEED_RANGE = "[0, 4294967295]"  # 2**32 - 1: every seed numpy's and torch's generators accept
 
 
 @dataclass(frozen=True)
@@ -260,81 +244,3 @@ def _shown(value: Any) -> str:
 
 def _plural(option: Option) -> str:
     return TYPE_WORDS[option.type].split(" ", 1)[1] + "s"
-
-
-def options_dataclass(options: tuple[Option, ...]):
-    """Class decorator: a frozen dataclass whose fields are `options` (in order, at their defaults),
-    then the class's own annotated fields (non-option parts, with defaults); its construction checks
-    and converts every option value (`checked`: UsageError naming the flag, exit 2), then calls the
-    class's `check()` if it defines one (rules that tie fields together). `Cls.options` is the tuple;
-    `Cls.from_flags(values)` builds one from a command's values (None: not given).
-
-        @options_dataclass(DECODE_OPTIONS)
-        class DecodeOptions:
-            def generator(self): ...
-    """
-    check_declarations(options, "options_dataclass")
-
-    def make(cls):
-        own = dict(cls.__dict__.get("__annotations__", {}))
-        clash = [o.name for o in options if o.name in own]
-        if clash:
-            raise ValueError(f"{cls.__name__}: {clash[0]} is both a declared option and a field")
-        cls.__annotations__ = {**{o.name: _annotation(o) for o in options}, **own}
-        for option in options:
-            setattr(cls, option.name, option.default)
-        cls.options = options
-        cls.__post_init__ = _check_fields
-        cls.from_flags = classmethod(_from_flags)
-        return dataclass(frozen=True)(cls)
-
-    return make
-
-
-def _annotation(option: Option) -> Any:
-    if option.convert is not None:
-        return Any
-    if option.multiple or option.nargs > 1:
-        return tuple
-    return option.type if option.default is not None else (option.type | None)
-
-
-def _check_fields(self) -> None:
-    for option in type(self).options:
-        object.__setattr__(self, option.name, checked(option, getattr(self, option.name)))
-    check = getattr(self, "check", None)
-    if check is not None:
-        check()
-
-
-def _from_flags(cls, values: dict):
-    names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in values.items() if k in names and v is not None})
-
-
-# ---------------------------------------------------------------- options many commands share ---
-
-SEED = Option("seed", int, DEFAULT_SEED, "Seed of the command's random draws.", range=SEED_RANGE)
-CHECKPOINT = Option("checkpoint", str, "best", "best or last.", choices=("best", "last"))
-DEVICE = Option("device", str, "auto", "auto, cpu or cuda.")
-DATA_ROOT = Option("data_root", Path, None, "A moved run's data: when the recorded dataset path is gone, use "
-                   "DIR/NAME/dataset.h5 if it holds the same data (then the run's data_root, then ./data; "
-                   "docs/runs.md).", metavar="DIR")
-
-_SIZES = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
-          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
-
-
-def parse_size(value: Any) -> int:
-    """'2GB', '500MB', '1.5GiB' or a plain byte count -> bytes (> 0); an int is taken as bytes."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        size = value
-    else:
-        match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*", str(value))
-        unit = match and match.group(2).upper()
-        if not match or unit not in _SIZES:
-            raise ValueError("expected a size such as 2GB, 500MB or 1.5GiB")
-        size = int(float(match.group(1)) * _SIZES[unit])
-    if size <= 0:
-        raise ValueError("must be > 0")
-    return size
