@@ -126,3 +126,45 @@ def test_the_regularizer_gets_its_declared_options_from_the_config(model, values
     config = resolve_config("yelp", model, {"embed_dim": 4, "hidden_dim": 4, "latent_dim": 2, **values})
     regularizer = build_text_model(config, 12).regularizer
     assert getattr(regularizer, attribute) == next(iter(values.values()))
+
+
+def test_an_options_record_checks_and_converts_each_value_against_its_declaration():
+    import dataclasses
+
+    from duvae_cli.metrics.evaluate import EvalOptions
+    from duvae_cli.probe.classify import ClassifyOptions
+    from duvae_cli.sweep.slurm import SlurmOptions
+
+    assert EvalOptions().memory_budget == 2**30 and EvalOptions(memory_budget="1GB").memory_budget == 10**9
+    assert EvalOptions(memory_budget=5000).memory_budget == 5000  # bytes from Python stay bytes
+    assert ClassifyOptions(budgets=[100, 500]).budgets == (100, 500)  # a list given: a tuple kept
+    assert SlurmOptions(time_min="1:30").time_min == 90 and SlurmOptions(time_min=90).time_min == 90
+    for build, message in [(lambda: EvalOptions(iw_samples=0), "--iw-samples 0: must be in [1, 100000]"),
+                           (lambda: EvalOptions(iw_samples=2.5), "--iw-samples: expected an integer, got 2.5"),
+                           (lambda: EvalOptions(memory_budget="lots"), "--memory-budget 'lots': expected a size"),
+                           (lambda: EvalOptions(mi_estimator="kde"), "--mi-estimator 'kde': choose whole or batch"),
+                           (lambda: ClassifyOptions(budgets=(100, 0)), "--labels 0: must be in"),
+                           (lambda: dataclasses.replace(EvalOptions(), seed=-1), "--seed -1: must be in")]:
+        with pytest.raises(UsageError) as refused:
+            build()
+        assert str(refused.value).startswith(message)
+    flags = {"iw_samples": 7, "examples": None, "split": "test"}  # a command's values: None = not given
+    assert EvalOptions.from_flags(flags) == EvalOptions(iw_samples=7)
+
+
+def test_defaults_are_declared_once():
+    import inspect
+    from pathlib import Path
+
+    from duvae_cli.api import Model
+    from duvae_cli.metrics.evaluate import EVAL_OPTIONS, IW_SAMPLES
+    from duvae_cli.options import DEFAULT_SEED
+
+    assert declared().options["seed"].default == DEFAULT_SEED
+    assert {o.name: o.default for o in EVAL_OPTIONS}["iw_samples"] == IW_SAMPLES
+    score = {k: p.default for k, p in inspect.signature(Model.score).parameters.items()}
+    assert (score["iw_samples"], score["seed"]) == (IW_SAMPLES, DEFAULT_SEED)
+    package = Path(__file__).resolve().parents[1] / "duvae_cli"
+    written = [str(p) for p in package.rglob("*.py") if str(DEFAULT_SEED) in p.read_text()]
+    assert [Path(p).relative_to(package).as_posix() for p in written] == ["options/shared.py"]
+
