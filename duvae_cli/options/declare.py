@@ -205,26 +205,26 @@ def check_declarations(options: tuple[Option, ...], owner: str) -> None:
                              f"{str(exc).split(': ', 1)[-1]}") from None
 
 
-
-
 def checked(option: Option, value: Any) -> Any:
     """`value` as stored (converted, typed, a tuple if repeatable or of several values), or a
     UsageError naming the flag: '--seed -1: must be in [0, 4294967295]'. None: not given (an option
     declared with a default passes it only if that default is None; a repeatable one gets its default)."""
+    several = option.multiple or option.nargs > 1
+    if value is None and (option.default is None or several):
+        return option.default
     if option.convert is not None:
-        if value is None:
-            return None
         try:
             return option.convert(value)
         except ValueError as exc:
             raise UsageError(f"{option.label} {_shown(value)}: {exc}") from None
-    if option.multiple or option.nargs > 1:
-        if value is None:
-            return option.default
+    if several:
         if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
             raise UsageError(f"{option.label}: expected a list of {_plural(option)}, got {value!r}")
-        return tuple(_one(option, v, nullable=False) for v in value)
-    return _one(option, value, nullable=option.default is None)
+        values = tuple(_one(option, v, nullable=False) for v in value)
+        if option.nargs > 1 and len(values) != option.nargs:
+            raise UsageError(f"{option.label}: expected {option.nargs} values, got {len(values)}")
+        return values
+    return _one(option, value, nullable=False)
 
 
 def _one(option: Option, value: Any, nullable: bool) -> Any:
