@@ -103,7 +103,44 @@ def test_aggressive_text_preset_is_he_et_al():
     standard = resolve_config("short-yelp", "vae")
     assert (standard.kl_start, standard.patience) == (0.0, 5)
     images = resolve_config("omniglot", "vae", dict(strategy="aggressive"))
-    assert (images.kl_start, images.patience) == (0.0, 20)  # He et al.'s image runs: 20
+    # He et al.'s image.py and README: --kl_start 0.1 --warm_up 10, decay_epoch 20, the image stop rule
+    assert (images.kl_start, images.warm_up, images.patience, images.agg_window, images.agg_stop) == \
+        (0.1, 10.0, 20, 10, "best5")
+    assert standard.agg_stop == "previous"  # text.py's rule, in every config.json
+
+
+def test_aggressive_image_rule_ends_after_five_epochs_below_the_best_mi():
+    """image.py: best_mi starts at 0 and follows every new best; each epoch below it counts (the count
+    never resets) and the 5th ends aggressive training."""
+    config = resolve_config("omniglot", "vae", dict(strategy="aggressive"))
+    strategy, state = Aggressive(config, tiny_vae("vae"), None, OneBatch()), LoopState(lr=1.0)
+    notes = [strategy.end_epoch(state, mi) for mi in (0.5, 0.4, 0.6, 0.55, 0.7, 0.1, 0.65)]
+    assert notes == [None] * 7 and state.strategy_state["below"] == 4  # 0.4, 0.55, 0.1, 0.65
+    assert "the 5th time below the best" in strategy.end_epoch(state, 0.69)
+    assert not state.strategy_state["aggressive"]
+
+
+def test_savi_schedule_is_he_et_als_text_sa():
+    """text_sa.py: kl_start 1.0 (no annealing), decay_epoch 2 with no epoch-15 gate; images keep theirs."""
+    text = resolve_config("short-yelp", "vae", dict(strategy="savi"))
+    assert (text.kl_start, text.patience, text.decay_from_epoch) == (1.0, 2, 0)
+    images = resolve_config("omniglot", "vae", dict(strategy="savi"))
+    assert (images.kl_start, images.patience, images.decay_from_epoch) == (0.0, 20, 0)
+
+
+@pytest.mark.parametrize("model", ["du-iaf", "iaf-bn", "iaf-fb"])
+def test_text_iaf_encoders_have_the_reference_flow_initialisation(model):
+    """enc_flow.py reset_parameters: LSTM weights and the head U(-0.01, 0.01), LSTM biases 0,
+    embeddings U(-0.1, 0.1), whatever the regularizer (BN-style ones included)."""
+    torch.manual_seed(0)
+    encoder = build_text_model(resolve_config("synthetic", model, dict(embed_dim=16, hidden_dim=16)), 50).encoder
+    for name, parameter in encoder.lstm.named_parameters():
+        if name.startswith("bias"):
+            assert not parameter.any(), name
+        else:
+            assert 0.009 < parameter.abs().max().item() <= 0.01, name
+    assert 0.009 < encoder.head.weight.abs().max().item() <= 0.01
+    assert 0.09 < encoder.embed.weight.abs().max().item() <= 0.1
 
 
 def test_stop_rule_reads_the_per_batch_mi_by_default():

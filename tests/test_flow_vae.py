@@ -133,6 +133,9 @@ def test_regularizers_shape_the_base_gaussian_as_without_a_flow(model_name):
     """BN gives the base means batch scale gamma in training; DU floors the base variances at alpha."""
     model = flow_model(model_name).train()
     gamma = model.regularizer.bn.gamma
+    with torch.no_grad():  # means spread far above BN's eps (the reference's IAF init starts them near 0)
+        for parameter in model.encoder.parameters():
+            parameter.normal_(0.0, 1.0)
     posterior = model.encode(tiny_batch(size=32), kl_weight=1.0)
     scale = posterior.mean.var(0, unbiased=False).sqrt()
     torch.testing.assert_close(scale, torch.full((LATENT,), gamma), rtol=1e-3, atol=1e-3)

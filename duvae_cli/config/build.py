@@ -65,8 +65,10 @@ def _flow(config: TrainConfig):
 
 def build_text_model(config: TrainConfig, vocab_size: int) -> VAE:
     regularizer = _regularizer(config)
-    init = "default" if regularizer.uses_batch_norm else "reference"  # as the reference code
     flow = _flow(config)
+    # as the reference code: IAF encoders (enc_flow.py) U(-0.01, 0.01) with LSTM biases 0; BN-style ones
+    # PyTorch's defaults; the others U(-0.01, 0.01) throughout
+    init = "flow" if flow is not None else "default" if regularizer.uses_batch_norm else "reference"
     encoder = LSTMEncoder(vocab_size, config.embed_dim, config.hidden_dim, config.latent_dim, init=init,
                           context_dim=flow.context_dim if flow is not None else 0)
     decoder = LSTMDecoder(vocab_size, config.embed_dim, config.hidden_dim, config.latent_dim,

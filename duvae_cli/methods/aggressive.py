@@ -40,11 +40,17 @@ class Aggressive(Standard):
                range=">= 1", flag=False, always=True),
         Option("agg_mi", str, "batch", "Validation MI of the stop rule: He et al.'s per-batch estimate "
                "(batch) or the whole-set one (whole).", choices=("batch", "whole"), flag=False, always=True),
+        Option("agg_stop", str, "previous", "When aggressive training ends: at the first epoch whose "
+               "validation MI is below the previous epoch's (previous: He et al.'s text.py) or once it has "
+               "been below the best so far 5 times (best5: their image.py).", choices=("previous", "best5"),
+               flag=False, always=True),
     )
     presets = {"*": Preset("He et al.'s text runs: kl_start 0.1, lr halving after 2 epochs without "
                            "improvement (reference-spec §4)", kl_start=0.1, patience=2),
-               **{name: Preset("images keep their own schedule, with a window of 10 (He et al.'s image.py)",
-                               agg_window=10, kl_start=0.0, patience=20) for name in ("omniglot", "mnist")}}
+               **{name: Preset("He et al.'s image.py and README (`--kl_start 0.1 --warm_up 10`): a window "
+                               "of 10, the image stop rule, the image lr schedule (patience 20)",
+                               agg_window=10, agg_stop="best5", kl_start=0.1, warm_up=10.0, patience=20)
+                  for name in ("omniglot", "mnist")}}
     capabilities = Capabilities(multi_process=False, mixed_precision=False)
 
     def __init__(self, config, model, optimizer, train_data, runner=None, precision=None):
@@ -98,19 +104,26 @@ class Aggressive(Standard):
 
     def end_epoch(self, state, val_mi: float) -> str | None:
         """Aggressive mode ends for good when the validation MI (per-batch by default, `agg_mi`) falls
-        below the previous epoch's (the first epoch compares with 0, as He et al.'s `pre_mi = 0`)."""
+        below the previous epoch's (`agg_stop` previous; the first epoch compares with 0, as He et
+        al.'s `pre_mi = 0`), or when it has been below the best so far 5 times (best5: their image.py,
+        whose count never resets; the best starts at 0 too)."""
         memo = state.strategy_state
         if not memo.setdefault("aggressive", True):
             return None
         history = memo.setdefault("mi", [])
-        previous = history[-1] if history else 0.0
+        reference = (history[-1] if history else 0.0) if self.config.agg_stop == "previous" \
+            else max([0.0, *history])
         history.append(val_mi)
-        if val_mi >= previous:
+        if val_mi >= reference:
+            return None
+        memo["below"] = memo.get("below", 0) + 1
+        if self.config.agg_stop == "best5" and memo["below"] < 5:
             return None
         memo["aggressive"] = False
         estimator = "per-batch" if self.mi_key == "mi_batch" else "whole-set"
+        rule = "" if self.config.agg_stop == "previous" else ", the 5th time below the best"
         return (f"aggressive training ends after epoch {state.epoch + 1}: validation MI {val_mi:.4f} < "
-                f"{previous:.4f} ({estimator}); standard updates from now on")
+                f"{reference:.4f} ({estimator}{rule}); standard updates from now on")
 
 
 def _units(batch) -> float:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from duvae_cli.methods.registry import Capabilities, register_strategy
+from duvae_cli.methods.registry import Capabilities, Preset, register_strategy
 from duvae_cli.methods.standard import Standard
 from duvae_cli.models.vae import Posterior
 from duvae_cli.optim import update
@@ -28,6 +28,11 @@ class SemiAmortized(Standard):
         Option("svi_lr", float, 1.0, "Refinement learning rate (SGD, momentum 0.5).", range="> 0",
                always=True),
     )
+    presets = {"*": Preset("He et al.'s text_sa.py: the KL weight 1 from the start (kl_start 1.0), the lr "
+                           "halved after 2 epochs without improvement (decay_epoch 2), no epoch-15 gate",
+                           kl_start=1.0, patience=2, decay_from_epoch=0),
+               **{name: Preset("images keep the image schedule (He et al. ran SA-VAE on text only)",
+                               kl_start=0.0, patience=20) for name in ("omniglot", "mnist")}}
     capabilities = Capabilities(multi_process=False, mixed_precision=False, evaluation_note="-amortised")
 
     @classmethod

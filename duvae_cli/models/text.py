@@ -25,7 +25,9 @@ def reference_init(module: nn.Module, embedding: nn.Embedding) -> None:
 
 class LSTMEncoder(nn.Module):
     """Embedding -> 1-layer LSTM -> last hidden state -> Linear(no bias) -> (mean, raw logvar), and
-    with `context_dim` > 0 also a context vector h for a posterior flow (reference-spec §2.6)."""
+    with `context_dim` > 0 also a context vector h for a posterior flow (reference-spec §2.6).
+    `init`: "reference" (every parameter U(-0.01, 0.01), embeddings U(-0.1, 0.1)), "flow" (the same
+    with the LSTM's biases 0, the reference's IAF encoder) or "default" (PyTorch's, BN-style models)."""
 
     def __init__(self, vocab_size: int, embed_dim: int, hidden_dim: int, latent_dim: int,
                  init: str = "reference", context_dim: int = 0):
@@ -34,10 +36,14 @@ class LSTMEncoder(nn.Module):
         self.lstm = nn.LSTM(embed_dim, hidden_dim, batch_first=True)
         self.head = nn.Linear(hidden_dim, 2 * latent_dim + context_dim, bias=False)
         self.sizes = [latent_dim, latent_dim] + ([context_dim] if context_dim else [])
-        if init == "reference":
+        if init in ("reference", "flow"):
             reference_init(self, self.embed)
         elif init != "default":  # BN-style encoders keep PyTorch's defaults, as the reference does
-            raise ValueError(f"init must be 'reference' or 'default', got {init!r}")
+            raise ValueError(f"init must be 'reference', 'flow' or 'default', got {init!r}")
+        if init == "flow":  # the reference's IAF encoder (enc_flow.py reset_parameters): LSTM biases 0
+            for name, parameter in self.lstm.named_parameters():
+                if name.startswith("bias"):
+                    torch.nn.init.zeros_(parameter)
 
     def forward(self, batch: TextBatch) -> tuple[torch.Tensor, ...]:
         """(mean, logvar), (B, D) each; with a context, (mean, logvar, context (B, C))."""
