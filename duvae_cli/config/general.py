@@ -68,7 +68,7 @@ _TEXT_LARGE = dict(embed_dim=512, hidden_dim=1024, latent_dim=32)
 _IMAGES = dict(latent_dim=32, batch_size=50, optimizer="adam", lr=1e-3, patience=20, decay_from_epoch=0,
                plateau_reference="best", epochs=500)
 DATASET_PRESETS: dict[str, dict] = {
-    "synthetic": dict(embed_dim=50, hidden_dim=50, latent_dim=2, epochs=20),
+    "synthetic": dict(embed_dim=50, hidden_dim=50, latent_dim=2, epochs=50),  # the reference's config_synthetic.py
     "short-yelp": dict(_TEXT_SMALL, epochs=100),
     "yelp-sentiment": dict(_TEXT_SMALL, epochs=100),
     "yahoo": dict(_TEXT_LARGE, epochs=100),
