@@ -58,11 +58,24 @@ PARTS = {
     "synthetic": dict(dataset="synthetic", models=["vae", "beta", "fb", "bn", "du"], epochs=20, warm_up=None,
                       train=[], probe=["--labels", "100", "--labels", "1000"], iw_samples=500, examples=None,
                       checkpoint_every=0),
+    # "Beyond the paper" (issue #31; docs/replication.md): every method at its full preset (epochs
+    # None: the dataset preset's, 50 on synthetic), the hypotheses B1-B4 in verdicts.py.
+    "beyond-synthetic": dict(dataset="synthetic", models=["du", "vae", "lidvae", "cyc", "bn", "beta", "fb", "delta",
+                                                          "mae", "il-lidvae", "iaf-fb", "iaf-bn", "du-iaf", "agg", "sa"],
+                             epochs=None, warm_up=None, train=FP32, probe=["--labels", "100", "--labels", "1000"],
+                             iw_samples=500, examples=None, checkpoint_every=0),
+    "beyond-omniglot": dict(dataset="omniglot", models=["vae", "cr-vae", "lidvae", "il-lidvae"], epochs=8, warm_up=2,
+                            train=["--size", "small", "--set", "patience=2", "--set", "decay_from_epoch=3", *FP32],
+                            probe=[], iw_samples=500, examples=300, checkpoint_every=200),
 }
+# Labels of runs that are not a bare --model: a strategy or a schedule on a model.
+LABELS = {"agg": ["--model", "vae", "--strategy", "aggressive"], "sa": ["--model", "vae", "--strategy", "savi"],
+          "cyc": ["--model", "vae", "--anneal", "cyclical"]}
 # `all`: the runs that decide the closest claims first (DU and BN), fb (no hypothesis) last.
 ALL = [("short-yelp", ["du", "bn", "vae"]), ("omniglot", ["du", "bn", "vae"]), ("short-yelp", ["fb"])]
 FIGURE_MODELS = {"short-yelp": ["vae", "bn", "du", "fb"], "omniglot": ["vae", "bn", "du"],
-                 "synthetic": ["vae", "beta", "fb", "bn", "du"]}
+                 "synthetic": ["vae", "beta", "fb", "bn", "du"],
+                 "beyond-synthetic": PARTS["beyond-synthetic"]["models"], "beyond-omniglot": PARTS["beyond-omniglot"]["models"]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -196,7 +209,7 @@ def pipeline(runner: Runner, args, part_name: str, model: str, seed: int) -> str
                                            *(["--examples", str(examples)] if examples else [])]),
              (marks / "evaluate-test.done", ["duvae", "evaluate", str(run), "--iw-samples", "1", "--quiet"]),
              (marks / "classify.done", ["duvae", "classify", str(run), "--quiet", *part["probe"]])]
-    if part_name == "synthetic":
+    if PARTS[part_name]["dataset"] == "synthetic":
         figure = runner.work / "verdicts" / f"synthetic-{model}-s{seed}.png"
         steps.append((marks / "latent.done", ["duvae", "visualize", str(run), "--kind", "latent", "--out",
                                               str(figure), "--quiet"]))
@@ -213,11 +226,13 @@ def train_command(runner: Runner, args, part_name: str, model: str, seed: int, r
         return ["duvae", "train", "--resume", str(run), "--quiet"]
     part = PARTS[part_name]
     warm_up = args.warm_up if args.warm_up is not None else part["warm_up"]
-    command = ["duvae", "train", "--dataset", part["dataset"], "--model", model, "--seed", str(seed),
-               "--epochs", str(args.epochs or part["epochs"]), "--set", f"data_root={runner.work / 'data'}",
+    epochs = args.epochs or part["epochs"]  # None: the dataset preset's
+    command = ["duvae", "train", "--dataset", part["dataset"], *LABELS.get(model, ["--model", model]),
+               "--seed", str(seed), *(["--epochs", str(epochs)] if epochs else []),
+               "--set", f"data_root={runner.work / 'data'}",
                "--checkpoint-every", str(part["checkpoint_every"]), *part["train"],
                *part.get("options", {}).get(model, [])]
-    if warm_up is not None and model != "beta":  # beta-VAE: a constant KL weight, no annealing
+    if warm_up is not None and model not in ("beta", "cyc"):  # beta: a constant weight; cyc: its own cycles
         command += ["--warm-up", f"{warm_up:g}"]
     for setting in args.set:
         command += ["--set", setting]

@@ -192,3 +192,16 @@ def test_runs_csv_keeps_each_runs_provenance_and_only_its_current_checkpoints_nu
     V.write_runs(frame, tmp_path / "record" / "runs.csv")
     again = V.read_runs(tmp_path / "record" / "runs.csv")
     pd.testing.assert_frame_equal(again, frame[again.columns], check_dtype=False)
+
+
+def test_the_beyond_comparison_shows_its_own_hypotheses_only():
+    """A frame of the "beyond the paper" parts gets B1-B4 (issue #31), decided by the same rule; the
+    paper's H1-H3 stay on their own comparison's page."""
+    rows = [{"part": "beyond-synthetic", "model": m, "seed": s, "mi": mi, "acc@100": acc}
+            for m, mis, accs in (("lidvae", (1.2, 1.3, 1.25), (70, 71, 72)), ("vae", (0.0, 0.01, 0.0), (40, 41, 40)),
+                                 ("du", (1.4, 1.5, 1.45), (80, 82, 81)), ("cyc", (0.1, 0.0, 0.05), (45, 44, 46)))
+            for s, mi, acc in zip((1, 2, 3), mis, accs)]
+    frame = pd.DataFrame(rows)
+    assert V.hypothesis_verdicts(frame) == {"B1": V.HOLDS, "B2": V.HOLDS, "B3": V.UNDECIDED, "B4": V.UNDECIDED}
+    text = V.claims_markdown(frame)
+    assert "### B1" in text and "### H1" not in text and "Strict reading" not in text
