@@ -1,19 +1,29 @@
 """duvae against the paper's own code, side by side: interleaved pairs in one run on one machine.
 
-    python benchmarks/vs_reference.py                    # 3 pairs of every workload (~30 min idle)
+    python benchmarks/vs_reference.py                    # 3 pairs of every workload (~40 min idle)
     python benchmarks/vs_reference.py --pairs 5 --workloads train:yelp,iw:yelp
     python benchmarks/vs_reference.py --workloads train:short-yelp,train:yelp --precision bf16
+    python benchmarks/vs_reference.py --workloads train:omniglot,iw:omniglot --pairs 3
 
-Workloads (the reference side is ../shared/reference/reference_bench.py, unmodified code of the
+Text workloads (the reference side is ../shared/reference/reference_bench.py, unmodified code of the
 paper, run as a subprocess; the duvae side is a subprocess of this file):
 - train:SIZE for SIZE in synthetic, short-yelp, yelp: sentences/s of a training step (DU-VAE, batch
   32, the 10,000 short-yelp train sentences, the official 8,411-word vocabulary) over steps
-  [warmup, warmup + steps). duvae runs `train/step.train_step` over the loop's own length-bucketed
+  [warmup, warmup + steps). duvae runs `optim.train_step` over the loop's own length-bucketed
   batches at the KL weights of the loop's schedule, in the precision `--precision auto` resolves to
   here (printed); the reference runs its `text.main` loop.
 - iw:SIZE for SIZE in short-yelp, yelp: seconds per sentence of IW-NLL with K = 500 on the first
   100 short-yelp test sentences; duvae's `score_examples` (exact fp32, the default of `duvae
   evaluate`), the reference's `calc_iwnll` (one sentence per batch, chunks of 100 samples).
+
+Image workloads (the reference side is ../shared/reference/reference_bench_images.py; duvae's side
+is vs_reference_images.py): the paper's Omniglot networks, DU-VAE (gamma 0.5, p 0.9), untrained.
+- train:omniglot: images/s of a training step (batch 50, KL weight 1, Adam, clip 5, random
+  binarised images), steps [2, 2 + 6) by default (the reference bench's), duvae in the precision
+  `--precision` resolves to (auto: fp32 for image models today).
+- iw:omniglot: seconds per image of IW-NLL with K = 100 (--iw-samples) on --images 2 random
+  binarised images, one untimed call first; duvae's `score_examples` in exact fp32, the reference's
+  `nll_iw` (one chunk of 100 samples per image).
 
 Each pair runs A (reference) then B (duvae), each in a fresh process; the ratio of a pair is
 B's throughput over A's; the table gives every pair and the median of the pairwise ratios. Run it
@@ -23,7 +33,6 @@ with nothing else on the machine. Skips cleanly when ../shared is absent.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
@@ -33,14 +42,20 @@ import sys
 import time
 from pathlib import Path
 
+from vs_reference_images import training_precision  # a sibling script (benchmarks/ is on sys.path)
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("DUVAE_SHARED", REPO.parent / "shared"))  # a GPU machine gets a carried copy
 REFERENCE = SHARED / "reference" / "reference_bench.py"
+REFERENCE_IMAGES = SHARED / "reference" / "reference_bench_images.py"
 DATA = SHARED / "data" / "short_yelp"
 SIZES = {"synthetic": (50, 50, 2), "short-yelp": (128, 512, 32), "yelp": (512, 1024, 32)}
-TRAIN_STEPS = {"synthetic": 200, "short-yelp": 200, "yelp": 100}
-WORKLOADS = ["train:synthetic", "train:short-yelp", "train:yelp", "iw:short-yelp", "iw:yelp"]
+TRAIN_STEPS = {"synthetic": 200, "short-yelp": 200, "yelp": 100, "omniglot": 6}
+WORKLOADS = ["train:synthetic", "train:short-yelp", "train:yelp", "iw:short-yelp", "iw:yelp",
+             "train:omniglot", "iw:omniglot"]
 WARMUP = 20
+IMAGE_WARMUP = 2  # a paper-size Omniglot step is ~2 s: the reference bench's 2 untimed steps
+IW_SAMPLES = {"text": 500, "image": 100}  # K: the paper's for text; one of image.py's chunks for images
 
 
 def read_split(path: Path, vocab: dict[str, int], limit: int | None = None):
@@ -65,35 +80,28 @@ def official_vocab() -> dict[str, int]:
 def duvae_train(size: str, steps: int, device: str = "cpu", precision: str = "auto",
                 warmup: int = WARMUP) -> dict:
     """sentences/s of duvae's train_step as the loop runs it (batches made beforehand, as the
-    reference's are), in `precision` ("auto": what `duvae train` would pick here; "tf32" on CUDA)."""
+    reference's are), in `precision` (`training_precision`: auto is what `duvae train` picks here)."""
     import numpy as np
     import torch
 
     from duvae_cli.data.batching import make_batch, plan_batches, sentence_lengths
     from duvae_cli.config.build import build_text_model
-    from duvae_cli.config.resolve import resolve_config
     from duvae_cli.train.schedule import kl_weight_at
-    from duvae_cli.runtime.precision import Precision, resolve_auto
     from duvae_cli.optim import train_step
 
     vocab = official_vocab()
     tokens, offsets = read_split(DATA / "short_yelp.train.10000.txt", vocab)
     embed, hidden, latent = SIZES[size]
-    config = resolve_config("short-yelp", "du", dict(embed_dim=embed, hidden_dim=hidden, latent_dim=latent,
-                                                      gamma=0.5, p=0.8))
-    where = torch.device(device)
-    why = "as asked"
-    if precision == "auto":
-        precision, why = resolve_auto(config, where)
+    values = dict(embed_dim=embed, hidden_dim=hidden, latent_dim=latent, gamma=0.5, p=0.8)
+    config, mode, precision, why, context = training_precision("short-yelp", values, "text", precision, device)
+    where = mode.device
     torch.manual_seed(0)
     model = build_text_model(config, len(vocab)).to(where).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr)
-    mode = Precision("fp32" if precision == "tf32" else precision, where)
     plan = plan_batches(sentence_lengths(offsets), config.batch_size, np.random.default_rng(0))
     batches = [make_batch(tokens, offsets, rows).to(where) for rows in plan[: warmup + steps]]
     weights = [kl_weight_at(config, step, len(plan)) for step in range(len(batches))]
-    tf32 = mode.training() if precision == "tf32" else contextlib.nullcontext()
-    with tf32:
+    with context:
         for batch, weight in zip(batches[:warmup], weights):
             train_step(model, optimizer, batch, weight, config.clip, mode)
         _sync(where)
@@ -119,7 +127,7 @@ def duvae_iw(size: str, sentences: int, iw_samples: int, device: str = "cpu") ->
     import torch
 
     from duvae_cli.data.batching import TextBatches
-from duvae_cli.metrics import EvalOptions, score_examples
+    from duvae_cli.metrics import EvalOptions, score_examples
     from duvae_cli.config.build import build_text_model
     from duvae_cli.config.resolve import resolve_config
 
@@ -149,80 +157,135 @@ class Split:
         self.tokens, self.offsets = tokens, offsets
 
 
+def kind(workload: str) -> str:
+    """"image" for the Omniglot workloads, else "text"."""
+    return "image" if workload.endswith(":omniglot") else "text"
+
+
 def train_steps(args, size: str) -> tuple[int, int]:
     """(timed steps, untimed warm-up steps) of a training workload: --steps/--warmup, else the size's."""
+    warmup = IMAGE_WARMUP if size == "omniglot" else WARMUP
     return (TRAIN_STEPS[size] if args.steps is None else args.steps,
-            WARMUP if args.warmup is None else args.warmup)
+            warmup if args.warmup is None else args.warmup)
+
+
+def iw_samples(args, workload: str) -> int:
+    return IW_SAMPLES[kind(workload)] if args.iw_samples is None else args.iw_samples
 
 
 def run_side(side: str, workload: str, args, device: str = "cpu", precision: str = "auto") -> dict:
     what, size = workload.split(":")
     steps, warmup = train_steps(args, size)
-    if side == "reference":
+    samples = str(iw_samples(args, workload))
+    if side == "reference" and kind(workload) == "image":
+        cmd = [sys.executable, str(REFERENCE_IMAGES), what, "--device", device]
+        cmd += (["--steps", str(steps), "--warmup", str(warmup)] if what == "train" else
+                ["--images", str(args.images), "--iw-samples", samples])
+    elif side == "reference":
         cmd = [sys.executable, str(REFERENCE), what, "--size", size, "--device", device]
         cmd += (["--steps", str(steps), "--warmup", str(warmup)] if what == "train" else
-                ["--sentences", str(args.sentences), "--iw-samples", str(args.iw_samples)])
+                ["--sentences", str(args.sentences), "--iw-samples", samples])
     else:
         cmd = [sys.executable, __file__, "--one", workload, "--sentences", str(args.sentences),
-               "--iw-samples", str(args.iw_samples), "--device", device, "--precision", precision,
-               "--steps", str(steps), "--warmup", str(warmup)]
+               "--images", str(args.images), "--iw-samples", samples, "--device", device,
+               "--precision", precision, "--steps", str(steps), "--warmup", str(warmup)]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"{side} {workload} failed:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+# The throughput of a result, larger is better, and the figure printed: (key, unit, invert).
+MEASURES = [("sentences_per_s", "sentences/s", False), ("s_per_sentence", "s/sentence", True),
+            ("images_per_s", "images/s", False), ("s_per_image", "s/image", True)]
+
+
+def measure(result: dict) -> tuple[str, str, float]:
+    """(key, unit, throughput) of a side's result: items per second, of training or of IW-NLL."""
+    key, unit, invert = next(m for m in MEASURES if m[0] in result)
+    return key, unit, 1.0 / result[key] if invert else result[key]
+
+
 def rate(result: dict) -> float:
-    """Throughput, larger is better: sentences/s, or sentences per second of IW-NLL."""
-    return result["sentences_per_s"] if "sentences_per_s" in result else 1.0 / result["s_per_sentence"]
+    return measure(result)[2]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pairs", type=int, default=3)
-    parser.add_argument("--workloads", default=",".join(WORKLOADS))
-    parser.add_argument("--sentences", type=int, default=100)
-    parser.add_argument("--iw-samples", type=int, default=500)
-    parser.add_argument("--one", help=argparse.SUPPRESS)
-    parser.add_argument("--device", default="cpu", help=argparse.SUPPRESS)
-    parser.add_argument("--precision", default="auto", help="duvae's training precision: auto (what "
-                        "`duvae train` picks here; fp32 for DU-VAE since the parity benchmark), fp32 or bf16")
-    parser.add_argument("--steps", type=int, help=argparse.SUPPRESS)  # timed training steps (per size)
-    parser.add_argument("--warmup", type=int, help=argparse.SUPPRESS)  # untimed steps first (20)
-    args = parser.parse_args()
-    if args.one:
-        what, size = args.one.split(":")
+def one(args) -> dict:
+    """duvae's side of one workload, in this process (`--one`)."""
+    import vs_reference_images as images
+
+    what, size = args.one.split(":")
+    steps, warmup = train_steps(args, size)
+    if kind(args.one) == "image":
         if what == "train":
-            steps, warmup = train_steps(args, size)
-            result = duvae_train(size, steps, args.device, args.precision, warmup)
-        else:
-            result = duvae_iw(size, args.sentences, args.iw_samples, args.device)
-        print(json.dumps(result))
-        return
-    if not (REFERENCE.exists() and (DATA / "vocab.txt").exists()):
-        print(f"skipped: {REFERENCE} or {DATA} is absent")
-        return
-    import torch
+            return images.train(steps, warmup, args.device, args.precision)
+        return images.iw(args.images, iw_samples(args, args.one), args.device)
+    if what == "train":
+        return duvae_train(size, steps, args.device, args.precision, warmup)
+    return duvae_iw(size, args.sentences, iw_samples(args, args.one), args.device)
 
-    print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {_cpu()}; torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads; load average {os.getloadavg()[0]:.2f} at start", flush=True)
+
+def missing(workloads: list[str]) -> list[Path]:
+    """What the workloads need from ../shared and is absent."""
+    needed = {REFERENCE_IMAGES} if any(kind(w) == "image" for w in workloads) else set()
+    if any(kind(w) == "text" for w in workloads):
+        needed |= {REFERENCE, DATA / "vocab.txt"}
+    return sorted(path for path in needed if not path.exists())
+
+
+def compare(args, workloads: list[str]) -> None:
+    """Interleaved pairs (reference, then duvae) of every workload; prints each pair, the median
+    of the pairwise ratios, and every result as one JSON line."""
     rows = []
-    for workload in args.workloads.split(","):
+    for workload in workloads:
         ratios = []
         for pair in range(args.pairs):
             reference = run_side("reference", workload, args)
             duvae = run_side("duvae", workload, args, precision=args.precision)
             ratios.append(rate(duvae) / rate(reference))
-            unit = "sentences/s" if workload.startswith("train") else "s/sentence"
-            key = "sentences_per_s" if unit == "sentences/s" else "s_per_sentence"
-            print(f"{workload:<17} pair {pair + 1}: reference {reference[key]:.3f}, duvae {duvae[key]:.3f} "
-                  f"{unit} ({duvae['precision']}) -> {ratios[-1]:.2f}x", flush=True)
+            key, unit, _ = measure(duvae)
+            print(f"{workload:<17} pair {pair + 1}: reference {reference[measure(reference)[0]]:.3f}, "
+                  f"duvae {duvae[key]:.3f} {unit} ({duvae['precision']}) -> {ratios[-1]:.2f}x", flush=True)
             rows.append(dict(workload=workload, pair=pair + 1, reference=reference, duvae=duvae,
                              ratio=ratios[-1]))
         print(f"{workload:<17} median of {args.pairs} pairwise ratios: {statistics.median(ratios):.2f}x",
               flush=True)
     print(f"# load average {os.getloadavg()[0]:.2f} at the end")
     print("# JSON " + json.dumps(rows))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--workloads", default=",".join(WORKLOADS))
+    parser.add_argument("--sentences", type=int, default=100, help="text IW-NLL: test sentences")
+    parser.add_argument("--images", type=int, default=2, help="image IW-NLL: images (>= 2)")
+    parser.add_argument("--iw-samples", type=int, help="K (default: 500 for text, 100 for images)")
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--device", default="cpu", help=argparse.SUPPRESS)
+    parser.add_argument("--precision", default="auto", help="duvae's training precision: auto (what "
+                        "`duvae train` picks here: fp32 for DU-VAE since the parity benchmarks), fp32 or bf16")
+    parser.add_argument("--steps", type=int, help=argparse.SUPPRESS)  # timed training steps (per size)
+    parser.add_argument("--warmup", type=int, help=argparse.SUPPRESS)  # untimed steps first (20; images 2)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(one(args)))
+        return
+    workloads = args.workloads.split(",")
+    unknown = sorted(set(workloads) - set(WORKLOADS))
+    if unknown:
+        parser.error(f"--workloads: unknown {', '.join(unknown)}; choose from {', '.join(WORKLOADS)}")
+    if args.images < 2:
+        parser.error("--images must be >= 2 (the reference encoder squeezes a batch of one)")
+    absent = missing(workloads)
+    if absent:
+        print(f"skipped: {', '.join(map(str, absent))} absent")
+        return
+    import torch
+
+    print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {_cpu()}; torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads; load average {os.getloadavg()[0]:.2f} at start", flush=True)
+    compare(args, workloads)
 
 
 def _cpu() -> str:

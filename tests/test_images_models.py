@@ -110,6 +110,53 @@ def test_masked_conv_output_ignores_masked_inputs():
     assert not torch.equal(conv(x)[..., 4, 4], conv(changed)[..., 4, 4])
 
 
+@pytest.mark.parametrize("kernel, include_centre, masked", [(7, True, None), (5, True, None), (3, True, None),
+                                                            (7, False, 1), (3, False, None)])
+def test_masked_conv_is_the_full_convolution_with_the_masked_weight(kernel, include_centre, masked):
+    """Cropped kernels (every input channel masked: the rows below the centre are zero) and the
+    channels-last layout change only the float32 rounding: outputs and gradients equal those of a
+    plain k x k convolution of the masked weight, and the masked entries get no gradient."""
+    torch.manual_seed(0)
+    conv = MaskedConv2d(6, 4, kernel, include_centre, masked_channels=masked)
+    assert conv.rows == (kernel // 2 + 1 if masked is None else kernel)
+    x = torch.randn(3, 6, 11, 9, requires_grad=True)
+    out = conv(x)
+    weight = conv.weight.detach().clone().requires_grad_(True)
+    expected = torch.nn.functional.conv2d(x, weight * conv.mask, padding=kernel // 2)
+    assert out.shape == expected.shape == (3, 4, 11, 9)
+    assert torch.allclose(out, expected, atol=1e-5)
+    grad = torch.randn_like(out)
+    got_x, got_w = torch.autograd.grad(out, (x, conv.weight), grad)
+    want_x, want_w = torch.autograd.grad(expected, (x, weight), grad)
+    assert torch.allclose(got_x, want_x, atol=1e-5) and torch.allclose(got_w, want_w, atol=1e-4)
+    assert torch.all(got_w[conv.mask == 0] == 0)
+
+
+def test_eval_without_gradients_folds_batch_norm_into_the_convolutions():
+    """The folded path (eval mode, no gradients: IW-NLL, sampling) computes the same logits as the
+    module-by-module one, stays causal exactly, and follows changes of the weights and statistics."""
+    decoder = _eval_decoder("small")
+    x, z = (torch.rand(2, 1, 28, 28) < 0.3).float(), torch.randn(2, 4)
+    expected = decoder.logits(x, z)  # gradients on: conv, BN, ELU one after the other
+    with torch.no_grad():
+        folded = decoder.logits(x, z)
+        assert torch.allclose(folded, expected.detach(), atol=1e-4)
+        changed = x.clone()
+        changed[:, :, 10, 12:] = 1 - changed[:, :, 10, 12:]  # pixel (10, 12) and after it
+        changed[:, :, 11:] = 1 - changed[:, :, 11:]
+        again = decoder.logits(changed, z)
+        assert torch.equal(again.flatten(2)[..., : 10 * 28 + 12], folded.flatten(2)[..., : 10 * 28 + 12])
+        assert not torch.equal(again, folded)
+        for module in decoder.modules():  # new statistics and weights: the cached fold is recomputed
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_var.mul_(2.0)
+        decoder.blocks[0].main[1][0].weight.mul_(0.5)
+        refolded = decoder.logits(x, z)
+    with torch.enable_grad():
+        assert torch.allclose(refolded, decoder.logits(x, z).detach(), atol=1e-4)
+    assert not torch.allclose(refolded, folded, atol=1e-3)
+
+
 def test_logits_of_cropped_rows_equal_the_full_image_ones():
     """What ancestral sampling relies on: row r needs only the top r + 1 + k0 // 2 rows."""
     decoder = _eval_decoder()
