@@ -2,6 +2,7 @@
 
     python benchmarks/precision_parity.py synthetic            # vae bn du x 3 seeds x {fp32, bf16}
     python benchmarks/precision_parity.py short-yelp           # bn du x 2 seeds, paper size, 3 epochs
+    python benchmarks/precision_parity.py omniglot             # du bn vae x 3 seeds, --size small, 8 epochs
     python benchmarks/precision_parity.py table                # the parity tables of what has run
 
 Every step is a `duvae` command, printed before it runs; a step whose output exists is skipped and an
@@ -12,8 +13,13 @@ WORK/runs/PART/MODEL-sSEED-PRECISION (default WORK = ./parity, git-ignored).
 - short-yelp: the 67,642-sentence training set of docs/replication.md (benchmarks/replicate.py
   builds it), paper size (128/512/32), --epochs (default 3) with the KL warm-up over half of them,
   bn and du, seeds 1-2.
+- omniglot: the prepared Omniglot split (`duvae prepare omniglot`), `--size small`, --epochs
+  (default 8) with the KL warm-up over 2 and the plateau rule of the image replication
+  (benchmarks/replicate.py: patience 2 from epoch 3), du, bn and vae, seeds 1-3.
 - Evaluation, the same for every run and always fp32: IW-NLL with K = --iw-samples on the test split
-  (short-yelp: a seeded subset of --examples), KL, MI, AU; linear probe accuracy at 100 labels.
+  (short-yelp: a seeded subset of --examples; omniglot: of 300 images), KL, MI, AU; linear probe
+  accuracy at 100 labels (text: acc@100) or with 15 drawings per character, one probe per alphabet
+  (Omniglot's protocol: acc@15).
 
 The table gives, per model and metric, the fp32 and bf16 means over seeds, their difference, and the
 seed-to-seed standard deviation (pooled over the two precisions); bf16 is "within seed noise" when
@@ -44,12 +50,17 @@ PARTS = {
                       iw_samples=500, examples=None),
     "short-yelp": dict(dataset="short-yelp", models=["bn", "du"], seeds=2, epochs=3, train=[],
                        iw_samples=500, examples=1000),
+    "omniglot": dict(dataset="omniglot", models=["du", "bn", "vae"], seeds=3, epochs=8, warm_up=2,
+                     train=["--size", "small", "--set", "patience=2", "--set", "decay_from_epoch=3"],
+                     iw_samples=500, examples=300),
 }
+# The probe's number per kind of data: (metric name, probe.csv `labels`, the command's flags).
+PROBES = {"text": ("acc@100", "100", ["--labels", "100"]), "omniglot": ("acc@15", "15", ["--per-class", "15"])}
 PRECISIONS = ("fp32", "bf16")
-METRICS = ("iw_nll", "kl", "mi", "au", "acc@100")
+METRICS = ("iw_nll", "kl", "mi", "au", "acc@100", "acc@15")
 # Differences below these count as equal whatever the spread (the precision the numbers are read at;
 # a collapsed posterior's MI is -0.002 in every seed, with a spread of 1e-5).
-RESOLUTION = {"iw_nll": 0.01, "kl": 0.01, "mi": 0.01, "au": 0.5, "acc@100": 0.5}
+RESOLUTION = {"iw_nll": 0.01, "kl": 0.01, "mi": 0.01, "au": 0.5, "acc@100": 0.5, "acc@15": 0.5}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=Path("parity"))
     parser.add_argument("--models", help="comma-separated (default: the part's)")
     parser.add_argument("--seeds", type=int, help="seeds 1..S (default: the part's)")
-    parser.add_argument("--epochs", type=int, help="epochs (default: synthetic's preset; short-yelp 3)")
+    parser.add_argument("--epochs", type=int, help="epochs (default: synthetic's preset; short-yelp 3, omniglot 8)")
     parser.add_argument("--iw-samples", type=int)
     parser.add_argument("--examples", type=int, help="evaluate a seeded subset of the test split (0: all)")
     parser.add_argument("--threads", type=int, default=2)
@@ -84,9 +95,14 @@ def main(argv: list[str] | None = None) -> int:
                 step(work, env, run / "metrics.csv",
                      ["duvae", "evaluate", str(run), "--iw-samples", str(args.iw_samples or part["iw_samples"]),
                       *(["--examples", str(examples)] if examples else []), "-q"])
-                step(work, env, run / "probe.csv", ["duvae", "classify", str(run), "--labels", "100", "-q"])
+                step(work, env, run / "probe.csv", ["duvae", "classify", str(run), *probe(args.part)[2], "-q"])
     print(table(work))
     return 0
+
+
+def probe(part: str) -> tuple[str, str, list[str]]:
+    """(metric, probe.csv labels, classify flags) of a part's probe."""
+    return PROBES["omniglot" if PARTS[part]["dataset"] == "omniglot" else "text"]
 
 
 def prepare_source(part: str, work: Path) -> Path | None:
@@ -124,13 +140,16 @@ def train(work: Path, env: dict, part: dict, model: str, seed: int, precision: s
                    "--precision", precision, "--set", f"data_root={data}", "--run-dir", str(run), "-q",
                    *part["train"]]
         if epochs:
-            command += ["--epochs", str(epochs), "--warm-up", f"{epochs / 2:g}"]
+            warm_up = min(part.get("warm_up", epochs / 2), epochs / 2)
+            command += ["--epochs", str(epochs), "--warm-up", f"{warm_up:g}"]
     step(work, env, done, command)
     done.write_text("ok\n")
 
 
-def read_numbers(run: Path) -> dict[str, float]:
-    """The run's fp32 evaluation (metrics.csv) and its probe accuracy at 100 labels (probe.csv)."""
+def read_numbers(run: Path, part: str) -> dict[str, float]:
+    """The run's fp32 evaluation (metrics.csv) and its probe accuracy (probe.csv): at 100 labels
+    (text), with 15 drawings per character (Omniglot)."""
+    name, labels, _ = probe(part)
     numbers = {}
     with (run / "metrics.csv").open(encoding="utf-8") as f:
         for row in csv.DictReader(f):
@@ -138,9 +157,9 @@ def read_numbers(run: Path) -> dict[str, float]:
                 numbers[row["metric"]] = float(row["value"])
     with (run / "probe.csv").open(encoding="utf-8") as f:
         accuracies = [float(row["value"]) for row in csv.DictReader(f)
-                      if row["metric"] == "accuracy" and row["labels"] == "100" and row["split"] == "test"]
+                      if row["metric"] == "accuracy" and row["labels"] == labels and row["split"] == "test"]
     if accuracies:
-        numbers["acc@100"] = 100 * statistics.mean(accuracies)  # over the probe's repeats
+        numbers[name] = 100 * statistics.mean(accuracies)  # over the probe's repeats
     return numbers
 
 
@@ -152,7 +171,7 @@ def table(work: Path) -> str:
         for run in runs:
             if (run / "probe.csv").exists() and (run / "metrics.csv").exists():
                 model, seed, precision = run.name.rsplit("-", 2)
-                results.setdefault((model, precision), {})[seed] = read_numbers(run)
+                results.setdefault((model, precision), {})[seed] = read_numbers(run, part)
         models = sorted({m for m, _ in results})
         if not models:
             continue

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from duvae_cli.models.resnet import conv_reference_init
+from duvae_cli.models.resnet import conv_reference_init, fast_layout
 
 PAPER_KERNELS = (7, 7, 7, 7, 7, 5, 5, 5, 5, 3, 3, 3, 3)
 
@@ -43,15 +43,6 @@ def causal_mask(out_channels: int, in_channels: int, kernel: int, include_centre
     mask[:, :masked, centre, centre + int(include_centre):] = 0
     mask[:, :masked, centre + 1:] = 0
     return mask
-
-
-def fast_layout(x: torch.Tensor) -> torch.Tensor:
-    """`x` in the memory layout its convolutions run fastest in: channels-last on the CPU (oneDNN's
-    AVX-512 kernels work on NHWC without reordering; measured in docs/benchmarks.md), as it is on
-    other devices. A no-op for a tensor already in that layout."""
-    if x.device.type == "cpu" and x.dim() == 4:
-        return x.contiguous(memory_format=torch.channels_last)
-    return x
 
 
 class MaskedConv2d(nn.Conv2d):

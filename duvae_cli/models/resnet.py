@@ -27,12 +27,22 @@ def conv_reference_init(network: nn.Module, skip: set | frozenset = frozenset())
         elif isinstance(module, nn.BatchNorm2d):
             nn.init.ones_(module.weight), nn.init.zeros_(module.bias)
 
+
+def fast_layout(x: torch.Tensor) -> torch.Tensor:
+    """`x` in the memory layout its convolutions run fastest in: channels-last on the CPU (oneDNN's
+    AVX-512 kernels work on NHWC without reordering; docs/benchmarks.md "Images"), unchanged on other
+    devices. A no-op for a tensor already in that layout."""
+    if x.device.type == "cpu" and x.dim() == 4:
+        return x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
 class ResidualBlock(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, stride: int):
         super().__init__()
         self.main = nn.Sequential(
             nn.Conv2d(in_channels, out_channels, 3, stride, padding=1, bias=False),
-            nn.BatchNorm2d(out_channels), nn.ELU(),
+            nn.BatchNorm2d(out_channels), nn.ELU(inplace=True),
             nn.Conv2d(out_channels, out_channels, 3, 1, padding=1, bias=False),
             nn.BatchNorm2d(out_channels),
         )
@@ -42,7 +52,7 @@ class ResidualBlock(nn.Module):
                                           nn.BatchNorm2d(out_channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.elu(self.main(x) + self.shortcut(x))
+        return F.elu(self.main(x).add_(self.shortcut(x)), inplace=True)  # BN's output: free to overwrite
 
 
 class ResNetEncoder(nn.Module):
@@ -61,7 +71,7 @@ class ResNetEncoder(nn.Module):
         for _ in channels:
             side = (side + 1) // 2
         self.pool = nn.Sequential(nn.Conv2d(previous, hidden, side, bias=False),  # (B, hidden, 1, 1)
-                                  nn.BatchNorm2d(hidden), nn.ELU())
+                                  nn.BatchNorm2d(hidden), nn.ELU(inplace=True))
         self.head = nn.Linear(hidden, 2 * latent_dim + context_dim)
         self.sizes = [latent_dim, latent_dim] + ([context_dim] if context_dim else [])
         if init == "reference":
@@ -77,5 +87,5 @@ class ResNetEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """(mean, logvar), (B, D) each; with a context, (mean, logvar, context (B, C))."""
-        features = self.pool(self.blocks(x)).flatten(1)  # (B, hidden)
+        features = self.pool(self.blocks(fast_layout(x))).flatten(1)  # (B, hidden)
         return posterior_head(self.head, features, self.sizes)  # in float32 under autocast too
