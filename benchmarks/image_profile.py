@@ -69,13 +69,11 @@ def conv_flops(model, batch) -> dict[str, float]:
     forward of the VAE `model` on `batch`: {"encoder": ..., "decoder": ...}."""
     import torch
 
-    from duvae_cli.models.pixelcnn import MaskedConv2d
-
     encoder = set(model.encoder.modules())
     total = {"encoder": 0.0, "decoder": 0.0}
 
     def count(module, _inputs, output):
-        rows = module.rows if isinstance(module, MaskedConv2d) else module.kernel_size[0]
+        rows = getattr(module, "rows", module.kernel_size[0])  # a cropped masked kernel's rows
         per_output = module.in_channels // module.groups * rows * module.kernel_size[1]
         total["encoder" if module in encoder else "decoder"] += 2.0 * output.numel() * per_output
 
