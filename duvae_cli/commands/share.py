@@ -42,12 +42,14 @@ def migrate(run: Annotated[Path, typer.Argument(help="A run directory made by an
     Example: duvae migrate runs/ptb-du-20240101T000000Z-1a2b3c4d
     """
     from duvae_cli.console import CliReporter, emit_json
+    from duvae_cli.runs.layout import checkpoint_path, old_checkpoint_path
     from duvae_cli.runs.migrate import migrate_run
 
     summary = migrate_run(run)
     reporter = CliReporter(values["quiet"])
     for name, shas in summary["converted"].items():
-        reporter.log(f"{run}: checkpoints/{name}.pt -> checkpoints/{name}.safetensors (sha256 {shas['sha256'][:12]})")
+        reporter.log(f"{old_checkpoint_path(run, name)} -> {checkpoint_path(run, name).name} "
+                     f"(sha256 {shas['sha256'][:12]})")
     if not summary["converted"]:
         reporter.log(f"{run}: no pickled checkpoint; nothing to convert")
     emit_json(summary) if values["json"] else typer.echo(str(run))

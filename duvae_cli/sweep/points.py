@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Generator
 
 from duvae_cli.errors import DuvaeError, UsageError
-from duvae_cli.runs.layout import checkpoint_path, old_checkpoint_path
+from duvae_cli.runs.layout import CHECKPOINTS, checkpoint_path, old_checkpoint_path
 from duvae_cli.sweep.then import checkpoint_of, checkpoint_sha, is_current, read_records, record, supersede
 
 THEN_COMMANDS = ("evaluate", "classify", "visualize")  # commands that take a run directory
@@ -51,7 +51,7 @@ def point_status(run_dir: Path, wanted: dict) -> str:
     if not run_dir.exists():
         return "new"
     if not (run_dir / "config.json").is_file():
-        leftovers = [p for p in run_dir.iterdir() if not (p.name == "checkpoints" and not any(p.iterdir()))]
+        leftovers = [p for p in run_dir.iterdir() if not (p.name == CHECKPOINTS and not any(p.iterdir()))]
         if leftovers:
             raise DuvaeError(f"{run_dir}: exists and is not a duvae run (no config.json); move it away")
         return "restart"  # died between creating the directory and writing its config
