@@ -116,9 +116,11 @@ def load(run_dir: str | Path = "runs/latest", checkpoint: str = "best", device: 
          data_root: str | Path | None = None) -> Model:
     """A trained run (its `best` or `last` checkpoint) and the dataset it was trained on, in eval mode.
     A moved run finds the same data under `data_root`, its config's data_root or data/ (docs/runs.md);
-    `model.trained.data_notes` says where."""
+    `model.trained.data_notes` says where. `run_dir` may be an export folder (`duvae export`), checked
+    against its card's sha256 list first; without its data it reads through its own vocabulary."""
     from duvae_cli.runtime import as_device
     from duvae_cli.runs.load import load_trained
 
     resolved = as_device(device)
-    return Model(load_trained(Path(run_dir), checkpoint, device=resolved, data_root=data_root), resolved)
+    return Model(load_trained(Path(run_dir), checkpoint, device=resolved, data_root=data_root, needs_data=False),
+                 resolved)

@@ -41,10 +41,10 @@ def run_dir(tmp_path_factory) -> Path:
     write_json(run / "manifest.json", manifest(config, data_path, dataset.sha256, "cpu"))
     torch.manual_seed(0)
     model = build_text_model(config, len(dataset.vocab))
-    save_checkpoint(run / "checkpoints" / "best.pt", {"model": model.state_dict()})
+    save_checkpoint(run / "checkpoints" / "best.safetensors", {"model": model.state_dict()})
     with torch.no_grad():
         model.decoder.project.weight.mul_(3.0)  # a different "last" checkpoint
-    save_checkpoint(run / "checkpoints" / "last.pt", {"model": model.state_dict()})
+    save_checkpoint(run / "checkpoints" / "last.safetensors", {"model": model.state_dict()})
     return run
 
 

@@ -155,40 +155,54 @@ def test_kill_and_ctrl_c_during_evaluate_keep_earlier_outputs(workspace, monkeyp
 
 
 def test_disk_full_names_the_file_and_keeps_the_previous_checkpoint(workspace, monkeypatch, capsys):
-    """ENOSPC simulated in torch.save: on the first checkpoint the run leaves nothing behind (no
-    dead end, runs/latest untouched); later, the previous last.pt stays intact."""
-    import torch
+    """ENOSPC simulated in the checkpoint's write: on the first checkpoint the run leaves nothing
+    behind (no dead end, runs/latest untouched); later, the previous last checkpoint stays intact."""
+    import errno
 
-    from duvae_cli.runs import checkpoint as run_module
+    from duvae_cli.runs import checkpoint as checkpoint_module
 
     monkeypatch.chdir(workspace)
     latest = os.readlink(workspace / "runs" / "latest") if (workspace / "runs" / "latest").is_symlink() else None
-    real, calls, kept = torch.save, [], {}
+    calls, kept = [], {}
+
+    class Full:
+        """A file whose writes fail as on a full disk."""
+
+        def __init__(self, handle):
+            self.handle = handle
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.handle.close()
+
+        def write(self, data):
+            last = workspace / "runs" / "full" / "checkpoints" / "last.safetensors"
+            kept["bytes"] = last.read_bytes() if last.exists() else None
+            raise OSError(errno.ENOSPC, "No space left on device")
 
     def full_disk_after(n):
-        def save(payload, path):
+        def fake_open(path, mode="r", *args, **kwargs):
+            handle = open(path, mode, *args, **kwargs)
             calls.append(path)
-            if len(calls) > n:
-                last = workspace / "runs" / "full" / "checkpoints" / "last.pt"
-                kept["bytes"] = last.read_bytes() if last.exists() else None
-                raise RuntimeError("[enforce fail at inline_container.cc:672] unexpected pos 64 vs 0")
-            real(payload, path)
-        return save
+            return Full(handle) if len(calls) > n else handle
+        return fake_open
 
-    monkeypatch.setattr(run_module.torch, "save", full_disk_after(0))
+    monkeypatch.setattr(checkpoint_module, "open", full_disk_after(0), raising=False)
     capsys.readouterr()
     assert cli(*TRAIN, "--run-dir", "runs/full") == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "runs/full/checkpoints/last.pt: cannot write (write failed, disk full?" in err[0], err
+    assert len(err) == 1 and "runs/full/checkpoints/last.safetensors: cannot write (No space left on device)" in err[0], err
     assert not (workspace / "runs" / "full").exists()
     assert (os.readlink(workspace / "runs" / "latest") if latest else None) == latest
 
     calls.clear()
-    monkeypatch.setattr(run_module.torch, "save", full_disk_after(5))
+    monkeypatch.setattr(checkpoint_module, "open", full_disk_after(5), raising=False)
     assert cli(*TRAIN, "--run-dir", "runs/full") == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "cannot write" in err[0] and "the previous file is intact" in err[0], err
-    assert kept["bytes"] == (workspace / "runs" / "full" / "checkpoints" / "last.pt").read_bytes()
+    assert kept["bytes"] == (workspace / "runs" / "full" / "checkpoints" / "last.safetensors").read_bytes()
     assert os.readlink(workspace / "runs" / "latest") == "full"  # it has a checkpoint
     assert not list((workspace / "runs" / "full" / "checkpoints").glob(".*tmp"))
 

@@ -41,6 +41,11 @@ COMMANDS: dict[str, Entry] = {
                     "tokenized with the run's own vocabulary; reports the share of <unk> tokens on stderr."),
     "generate": Entry("use", "generate", "Reconstructions (input beside output), prior samples or an "
                       "interpolation, as text on stdout (JSON lines with --json); image runs draw a PNG grid."),
+    "export": Entry("share", "export", "A self-contained, Hub-style folder of a run: model.safetensors, config.json, "
+                    "vocabulary, data fingerprints, metrics with their provenance and a README.md model card "
+                    "listing every file's sha256."),
+    "migrate": Entry("share", "migrate", "Convert a run's pickled checkpoints to safetensors with PyTorch's "
+                     "restricted unpickler (nothing in them is executed); its stored numbers stay current."),
     # one SLURM array task of a sweep (sweep/slurm.py): the job script calls it
     "sweep-task": Entry("sweep", "sweep_task", "One SLURM array task of a sweep: its point's commands (hidden: "
                         "the job script calls it).", hidden=True),

@@ -35,6 +35,7 @@ def evaluate(run: RunArg = LATEST, **values) -> None:
     from duvae_cli.tracking import check_trackers
 
     check_trackers(values["log"])  # a missing package fails before the evaluation, not after
+    _no_log_into_export(run, values["log"])
     here = join_torchrun()  # a world of one outside torchrun; only rank 0 prints
     reporter = CliReporter(values["quiet"] or not here.is_main, notes=here.is_main)
     options, data, split = EvalOptions.from_flags(values), values["data"], values["split"]
@@ -68,13 +69,14 @@ def classify(run: RunArg = LATEST, **values) -> None:
     Example: duvae classify --labels 100
     """
     from duvae_cli.console import CliReporter
-    from duvae_cli.io import results_dir
+    from duvae_cli.runs.layout import results_dir
     from duvae_cli.probe import ClassifyOptions, classify_run, result_json, write_outputs
     from duvae_cli.probe.features import dataset_kind
     from duvae_cli.tracking import add_results, check_trackers
     from duvae_cli.tracking.records import probe_scalars
 
     check_trackers(values["log"])
+    _no_log_into_export(run, values["log"])
     reporter = CliReporter(values["quiet"])
     where = results_dir(run, values["out"])  # a read-only run without --out stops here, before the probes
     if dataset_kind(run) == "image":
@@ -98,6 +100,13 @@ def classify(run: RunArg = LATEST, **values) -> None:
     payload = result_json(result, files)
     _print_probe(payload, values["json"])
     add_results(run, values["log"], probe_scalars(payload))
+
+
+def _no_log_into_export(run: Path, log) -> None:
+    from duvae_cli.runs.layout import is_export
+
+    if log and is_export(run):  # the trackers write into the run's folder
+        raise UsageError(f"--log: {run} is an export, which stays as its author made it; log the run itself")
 
 
 def _classify_alphabets(run: Path, values: dict, reporter, where: Path) -> dict:

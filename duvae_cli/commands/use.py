@@ -144,6 +144,7 @@ def _print_rows(rows: list[dict], mode: str, as_json: bool) -> None:
 
 
 def _image_grid(model, mode: str, values: dict, options, reporter) -> None:
+    from duvae_cli.runs.layout import is_export
     from duvae_cli.use.inputs import from_images, read_input
     from duvae_cli.use.newdata import log_input
     from duvae_cli.viz.figure import figure_format, save_figure, style
@@ -151,6 +152,9 @@ def _image_grid(model, mode: str, values: dict, options, reporter) -> None:
 
     if mode == "interpolate":
         raise UsageError("--interpolate: text runs only")
+    if values["out"] is None and is_export(model.trained.run_dir):
+        raise UsageError(f"{model.trained.run_dir}: an export, which stays as its author made it; name the grid "
+                         "with --out")
     out = values["out"] or model.trained.run_dir / "figures" / f"generate-{mode}.png"
     figure_format(out)  # a bad extension fails before any sampling
     if mode == "reconstruct":
@@ -163,7 +167,7 @@ def _image_grid(model, mode: str, values: dict, options, reporter) -> None:
                   ("reconstructions: z = posterior mean, pixels sampled", model.reconstruct(data, seed=options.seed))]
     else:
         panels = [("prior samples: z ~ N(0, I), pixels sampled", model.sample(values["sample"], seed=options.seed))]
-    title = (f"{model.trained.run_dir.name}: {mode} ({model.trained.checkpoint.stem} "
+    title = (f"{model.trained.run_dir.name}: {mode} ({model.trained.checkpoint_name} "
              f"{model.trained.checkpoint_sha256[:12]}, seed {options.seed})")
     with style():
         save_figure(draw_panels(panels, title), out)

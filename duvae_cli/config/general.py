@@ -52,7 +52,7 @@ GENERAL: tuple[Option, ...] = (
     # bookkeeping
     SEED.but(help="Random seed (recorded)."),
     Option("device", str, "auto", "auto, cpu, cuda or cuda:N."),
-    Option("checkpoint_every", int, 0, "Also save last.pt every N steps (0: only at epoch ends).",
+    Option("checkpoint_every", int, 0, "Also save the last checkpoint every N steps (0: only at epoch ends).",
            range="[0, 1000000000]"),
     Option("precision", str, "auto", "auto (bf16 where the device has native bf16 matrix units and "
            "the model's bf16 parity is measured, else fp32), fp32, bf16 (autocast) or fp16 (CUDA).",

@@ -132,7 +132,7 @@ def _empty_result(trained, dataset, options: ClassifyOptions) -> ProbeResult:
     reference = splits["train"].labels if "train" in splits and splits["train"].labels is not None \
         else splits["valid"].labels
     majority = int(np.bincount(reference).argmax())
-    return ProbeResult(trained.run_dir, trained.config.dataset, trained.config.model, trained.checkpoint.stem,
+    return ProbeResult(trained.run_dir, trained.config.dataset, trained.config.model, trained.checkpoint_name,
                        trained.checkpoint_sha256, len(splits["valid"]), len(splits["test"]), n_classes,
                        float(np.mean(splits["test"].labels == majority)), options,
                        split_sha256={s: binding.fingerprint_of(dataset, s) for s in ("test", "valid")},

@@ -3,9 +3,10 @@
 
 Per step: KL weight from the annealing schedule (schedule.py), the strategy's update (methods/),
 running sums. Per epoch: validation ELBO/KL/MI/AU, best checkpoint on improvement, plateau halving
-of the lr with a reload of the best weights, `last.pt` and a `history.csv` row. Everything a resumed
-run needs (model, optimizer, schedule state, RNG states, history) is in the checkpoint, so stopping
-at any step and resuming gives bit-identical results on the CPU.
+of the lr with a reload of the best weights, the `last` checkpoint and a `history.csv` row. Everything
+a resumed run needs (model, optimizer, schedule state, RNG states, history) is in the checkpoint (a
+safetensors file: runs/checkpoint.py), so stopping at any step and resuming gives bit-identical
+results on the CPU.
 
 What the loop tells the world goes through one `Hooks` object (progress, tracking records, a
 callback after each checkpoint, a stop flag). The device and precision come decided, in a
@@ -34,6 +35,7 @@ from duvae_cli.optim import make_optimizer
 from duvae_cli.progress import SILENT, Reporter
 from duvae_cli.runs.checkpoint import load_checkpoint, save_checkpoint
 from duvae_cli.runs.history import write_history
+from duvae_cli.runs.layout import checkpoint_path
 from duvae_cli.runtime import Runtime
 from duvae_cli.runtime.distributed import sync_from_main
 from duvae_cli.runtime.precision import FP32, Precision
@@ -51,7 +53,7 @@ class LoopState:
     epoch: int = 0  # epochs completed
     step: int = 0  # optimizer steps taken
     batch_in_epoch: int = 0  # batches done in the current epoch
-    best_loss: float = math.inf  # best validation loss (selects best.pt)
+    best_loss: float = math.inf  # best validation loss (selects the best checkpoint)
     ref_loss: float = math.inf  # plateau reference: the last non-worse validation loss
     not_improved: int = 0
     decays: int = 0
@@ -64,7 +66,7 @@ class LoopState:
 class Hooks:
     """What the loop tells the world (rank 0; see `of`). `reporter`: progress and log lines; `log`: a
     callable taking the records of tracking/records.py; `on_checkpoint()`: after each save; `stop`
-    (interrupt.StopFlag): when set, last.pt is saved after the step in progress and the run ends
+    (interrupt.StopFlag): when set, the last checkpoint is saved after the step in progress and the run ends
     with interrupt.Interrupted."""
 
     reporter: Reporter = SILENT
@@ -87,7 +89,7 @@ class NonFiniteLoss(DuvaeError):
 
 def train(config: TrainConfig, dataset, run_dir: Path, runtime: Runtime | None = None,
           hooks: Hooks = Hooks(), resume: bool = False) -> LoopState:
-    """Train (or with `resume`, continue from last.pt) the run in `run_dir`. `runtime`: the device and
+    """Train (or with `resume`, continue from its last checkpoint) the run in `run_dir`. `runtime`: the device and
     precision decided at the command's start (a library caller without one gets
     `config.decide_runtime` here). fp32 training on CUDA uses TF32 matrix products (precision.py)."""
     if runtime is None:
@@ -125,7 +127,8 @@ class Training:
                                        self.precision)
 
     def checkpoint(self, name: str) -> Path:
-        return self.run_dir / "checkpoints" / f"{name}.pt"
+        """RUN/checkpoints/<name>.safetensors (`name`: best or last)."""
+        return checkpoint_path(self.run_dir, name)
 
     def epoch(self) -> None:
         """The steps of the current epoch (from the batch it stopped at, after a resume)."""
@@ -180,7 +183,7 @@ class Training:
         decays = state.decays
         _plateau(config, state, metrics["loss"], self.model, self.optimizer, self.checkpoint("best"), self.device)
         if state.decays != decays:
-            sync_from_main(self.model)  # best.pt may be on rank 0's disk only
+            sync_from_main(self.model)  # the best checkpoint may be on rank 0's disk only
         state.epoch += 1
         state.batch_in_epoch, state.sums = 0, {}
         if improved:
@@ -221,7 +224,7 @@ def _plateau(config, state: LoopState, loss: float, model, optimizer, best_path:
             state.lr *= config.lr_decay
             state.decays += 1
             state.not_improved, state.ref_loss = 0, loss
-            if best_path.exists():  # a worse epoch is never the best one: best.pt is current
+            if best_path.exists():  # a worse epoch is never the best one: the best checkpoint is current
                 model.load_state_dict(load_checkpoint(best_path, device)["model"])
             fresh = make_optimizer(config, model, state.lr)
             optimizer.load_state_dict(fresh.state_dict())

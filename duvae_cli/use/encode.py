@@ -75,13 +75,13 @@ def encode_file(run_dir: Path, input_path: Path, out: Path | None = None, split:
 
     check_out(out)  # a bad extension fails before the model is loaded
     resolved = as_device(device)
-    trained = load_trained(Path(run_dir), checkpoint, device=resolved, data_root=data_root)
+    trained = load_trained(Path(run_dir), checkpoint, device=resolved, data_root=data_root, needs_data=False)
     for line in trained.data_notes:  # e.g. a moved run's data found elsewhere (data/locate.py)
         note(reporter, line)
     data = read_input(input_path, trained.dataset, split, name)
     log_input(data, reporter)
     names = columns(trained.model)
-    summary = {"run": str(trained.run_dir), "checkpoint": trained.checkpoint.stem,
+    summary = {"run": str(trained.run_dir), "checkpoint": trained.checkpoint_name,
                "checkpoint_sha256": trained.checkpoint_sha256, "input": data.source, "label": data.label,
                "fingerprint": data.fingerprint, "kind": data.kind, "n_examples": len(data),
                "n_tokens": data.n_tokens, "n_unk": data.n_unk, "unk_share": data.unk_share,

@@ -23,6 +23,7 @@ from duvae_cli.probe.features import encode_split
 from duvae_cli.use.decode import beam_search, greedy, sample
 
 METHODS = ("greedy", "beam", "sample")
+UNKNOWN_LONGEST = 45  # an export made without its data at hand records no longest sentence: 45 + 5 words
 
 # How codes are decoded (`duvae generate` flags; `visualize --kind samples` shares their limits).
 BEAM = Option("beam", int, 5, "beam: width.", range="[1, 1000]")
@@ -57,8 +58,12 @@ class DecodeOptions:
 
 
 def default_max_length(dataset) -> int:
-    """The longest sentence of any split of the run's dataset, plus 5 words."""
-    return max(int(s.lengths.max()) for s in dataset.splits.values() if len(s)) + 5
+    """The longest sentence of any split of the run's dataset, plus 5 words (an export without its
+    data: the longest one it recorded, else UNKNOWN_LONGEST; docs/use.md)."""
+    longest = [int(s.lengths.max()) for s in dataset.splits.values() if len(s)]
+    if not longest:
+        return int(dataset.attrs.get("longest_sentence", UNKNOWN_LONGEST)) + 5
+    return max(longest) + 5
 
 
 def input_codes(model, split, batch_size: int, device) -> torch.Tensor:

@@ -36,7 +36,7 @@ def evaluate_data(run_dir: Path, data_path: Path, split: str | None, checkpoint:
                   data_root: Path | None = None):
     """Evaluate INPUT as `duvae evaluate` evaluates a split; returns the EvalReport (files written,
     into `out` when given)."""
-    from duvae_cli.io import results_dir
+    from duvae_cli.runs.layout import results_dir
     from duvae_cli.metrics.report import evaluate_trained
     from duvae_cli.runtime import as_device
     from duvae_cli.runs.load import load_trained
@@ -44,7 +44,8 @@ def evaluate_data(run_dir: Path, data_path: Path, split: str | None, checkpoint:
     if checkpoint not in ("best", "last"):
         raise UsageError(f"--checkpoint {checkpoint!r}: choose best or last")
     results_dir(Path(run_dir), out)  # a read-only run without --out stops before any work
-    trained = load_trained(Path(run_dir), checkpoint, device=as_device(device), data_root=data_root)
+    trained = load_trained(Path(run_dir), checkpoint, device=as_device(device), data_root=data_root,
+                           needs_data=False)  # an export: its vocabulary is enough
     data = read_input(data_path, trained.dataset, split, name)
     log_input(data, reporter)
     report = evaluate_trained(bind(trained, {data.label: data.split}, data.fingerprint), data.label,
@@ -112,7 +113,8 @@ def classify_data(run_dir: Path, specs: list[str], options, reporter=SILENT):
 
     require_text_run(Path(run_dir), "duvae classify --data")
     device = as_device(options.device)
-    trained = load_trained(Path(run_dir), options.checkpoint, device=device, data_root=options.data_root)
+    trained = load_trained(Path(run_dir), options.checkpoint, device=device, data_root=options.data_root,
+                           needs_data=False)
     splits, subsets = read_labelled(specs, trained.dataset)
     for data in splits.values():
         log_input(data, reporter)
