@@ -28,6 +28,7 @@ import torch
 
 from duvae_cli.config import TrainConfig, build_model, decide_runtime
 from duvae_cli.data.batching import batches_for
+from duvae_cli.data.subset import first_examples
 from duvae_cli.errors import DuvaeError
 from duvae_cli.interrupt import Interrupted
 from duvae_cli.methods import build_strategy
@@ -121,7 +122,9 @@ class Training:
             self.state, rng = _restore(self.checkpoint("last"), self.model, self.optimizer, self.device,
                                        self.precision)
         self.runner = parallel.replicate(self.model, here, config, rng, self.state.step)  # DDP, or the model
-        self.train_data, self.valid_data = batches_for(dataset.splits["train"]), batches_for(dataset.splits["valid"])
+        # --train-examples: the first N of the train split; the run's data binding stays the whole file's
+        self.train_data = batches_for(first_examples(dataset.splits["train"], config.train_examples))
+        self.valid_data = batches_for(dataset.splits["valid"])
         self.steps_per_epoch = len(self.train_data.plan(config.batch_size, min_size=here.min_batch()))
         self.strategy = build_strategy(config, self.model, self.optimizer, self.train_data, self.runner,
                                        self.precision)
