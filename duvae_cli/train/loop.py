@@ -42,6 +42,7 @@ from duvae_cli.runtime.distributed import sync_from_main
 from duvae_cli.runtime.precision import FP32, Precision
 from duvae_cli.tracking.records import epoch_record, step_record
 from duvae_cli.train import parallel
+from duvae_cli.train.epochs import accumulate, epoch_line, history_row, nan_message, warn_bn_eps
 from duvae_cli.train.schedule import kl_weight_at
 from duvae_cli.train.validate import validate
 
@@ -159,11 +160,11 @@ class Training:
         started = time.perf_counter()
         out = self.strategy.step(batch, kl_weight, state)  # under DDP: rec, kl and loss of the global batch
         if not torch.isfinite(out.loss):
-            raise NonFiniteLoss(_nan_message(state, out, self.checkpoint("last")))
+            raise NonFiniteLoss(nan_message(state, out, self.checkpoint("last")))
         state.step += 1
         state.batch_in_epoch += 1
         seconds = time.perf_counter() - started
-        _accumulate(state.sums, out, self.model, len(out.rec), seconds, kl_weight)
+        accumulate(state.sums, out, self.model, len(out.rec), seconds, kl_weight)
         if self.hooks.log is not None:
             self.hooks.log(step_record(state, out, kl_weight, seconds))
         return out
@@ -177,7 +178,7 @@ class Training:
         improved = metrics["loss"] < state.best_loss
         if improved:
             state.best_loss = metrics["loss"]
-        state.history.append(_history_row(state, metrics))
+        state.history.append(history_row(state, metrics))
         if hooks.log is not None:
             hooks.log(epoch_record(state, metrics))
         note = self.strategy.end_epoch(state, metrics[self.strategy.mi_key])  # aggressive: ends at MI's first fall
@@ -194,8 +195,8 @@ class Training:
         self.save("last")
         if self.here.is_main:
             write_history(self.run_dir / "history.csv", state.history)
-            hooks.reporter.log(_epoch_line(state.history[-1]))
-            _warn_bn_eps(hooks.reporter, state.history[-1], config)
+            hooks.reporter.log(epoch_line(state.history[-1]))
+            warn_bn_eps(hooks.reporter, state.history[-1], config)
         if state.epoch < config.epochs:
             self.stop_if_asked(in_epoch=False)
 
@@ -233,56 +234,6 @@ def _plateau(config, state: LoopState, loss: float, model, optimizer, best_path:
             optimizer.load_state_dict(fresh.state_dict())
     else:
         state.not_improved, state.ref_loss = 0, loss
-
-
-def _accumulate(sums: dict, out, model, n: int, seconds: float, kl_weight: float) -> None:
-    """Running sums of the epoch. The loss terms stay float64 tensors on the model's device (no
-    host synchronisation per step on a GPU); `_history_row` reads them at the epoch's end."""
-    for key, value in (("loss", out.loss.detach().double() * n), ("rec", out.rec.detach().sum().double()),
-                       ("kl", out.kl.detach().sum().double()), ("n", n), ("seconds", seconds), ("batches", 1)):
-        sums[key] = sums.get(key, 0.0) + value
-    sums["kl_weight"] = kl_weight
-    pre_bn = model.regularizer.pre_bn_variance()
-    if pre_bn is not None:
-        sums["pre_bn_var"] = sums.get("pre_bn_var", 0.0) + pre_bn.detach().double()
-
-
-def _history_row(state: LoopState, val: dict) -> dict:
-    s = state.sums
-    row = {
-        "epoch": state.epoch + 1, "step": state.step, "kl_weight": s.get("kl_weight", float("nan")),
-        "lr": state.lr, "train_loss": float(s["loss"]) / s["n"], "train_rec": float(s["rec"]) / s["n"],
-        "train_kl": float(s["kl"]) / s["n"], "val_loss": val["loss"], "val_rec": val["rec"],
-        "val_kl": val["kl"], "val_mi": val["mi"], "val_au": val["au"], "val_ppl": val["ppl"],
-        "pre_bn_var_min": float("nan"), "pre_bn_var_mean": float("nan"),
-        "seconds": s["seconds"], "sentences_per_s": s["n"] / max(s["seconds"], 1e-9),
-    }
-    if "pre_bn_var" in s:
-        per_dim = s["pre_bn_var"] / s["batches"]
-        row.update(pre_bn_var_min=float(per_dim.min()), pre_bn_var_mean=float(per_dim.mean()))
-    return row
-
-
-def _epoch_line(row: dict) -> str:
-    return (f"epoch {row['epoch']}: val loss {row['val_loss']:.3f} rec {row['val_rec']:.3f} "
-            f"kl {row['val_kl']:.3f} mi {row['val_mi']:.3f} au {row['val_au']}"
-            + ("" if math.isnan(row["val_ppl"]) else f" ppl {row['val_ppl']:.2f}")  # NaN: images
-            + f" | kl_weight {row['kl_weight']:.3f} lr {row['lr']:.4g} | {row['sentences_per_s']:.0f} "
-            + ("img/s" if math.isnan(row["val_ppl"]) else "sent/s"))
-
-
-def _warn_bn_eps(reporter: Reporter, row: dict, config: TrainConfig) -> None:
-    if row["pre_bn_var_min"] < 10 * config.bn_eps:  # NaN (no BN) compares False
-        reporter.log(f"warning: epoch {row['epoch']}: pre-BN variance of the means fell to "
-                     f"{row['pre_bn_var_min']:.2e} < 10 x BN eps; BN no longer bounds the KL "
-                     "(reference-spec §7)")
-
-
-def _nan_message(state: LoopState, out, last: Path) -> str:
-    keep = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was written yet"
-    terms = {name: getattr(out, name).mean().item() for name in ("loss", "rec", "kl", "kl_term")}
-    return (f"non-finite loss at step {state.step + 1} (epoch {state.epoch + 1}): "
-            + ", ".join(f"{k} {v}" for k, v in terms.items()) + f"; {keep}")
 
 
 def _snapshot(model, optimizer, state: LoopState, config: TrainConfig, rng: dict | None = None,
