@@ -6,11 +6,12 @@ import contextlib
 import hashlib
 import io
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from duvae_cli.errors import DuvaeError
+from duvae_cli.errors import DuvaeError, OutputClosed
 
 
 @contextlib.contextmanager
@@ -102,3 +103,13 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def write_stdout(text: str) -> None:
+    """Write `text` on stdout and flush it (rows reach a pipe as they are made); a reader that went
+    away (`| head`) raises OutputClosed, which ends the command quietly with exit 0 (cli.main)."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise OutputClosed from None

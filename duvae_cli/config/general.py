@@ -18,9 +18,8 @@ GENERAL: tuple[Option, ...] = (
     Option("dataset", str, "synthetic", "Prepared dataset name (data/NAME/dataset.h5)."),
     Option("model", str, "du", "Regularizer: {models}; an IAF posterior with any of them: --flow iaf."),
     # architecture (text: LSTM sizes; encoder and decoder share hidden_dim)
-    Option("embed_dim", int, 512, "Word embedding size (text).", range=SIZE, flag=False),
-    Option("hidden_dim", int, 1024, "LSTM hidden size of encoder and decoder (text).", range=SIZE,
-           flag=False),
+    Option("embed_dim", int, 512, "Word embedding size (text).", range=SIZE),
+    Option("hidden_dim", int, 1024, "LSTM hidden size of encoder and decoder (text).", range=SIZE),
     Option("latent_dim", int, 32, "Latent dimensions.", range="[1, 4096]"),
     Option("dropout_in", float, 0.5, "Decoder dropout on the input embeddings (text).", range="[0, 1)",
            flag=False),

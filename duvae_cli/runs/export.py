@@ -35,7 +35,7 @@ from duvae_cli.io import sha256_bytes
 from duvae_cli.runs.card import model_card
 from duvae_cli.runs.checkpoint import load_checkpoint_hashed, weights_bytes, write_file
 from duvae_cli.runs.exported import CARD, FORMAT, SENTENCEPIECE, VOCAB
-from duvae_cli.runs.layout import EXPORT_KEY, EXPORT_WEIGHTS, checkpoint_file, is_export
+from duvae_cli.runs.layout import EXPORT_KEY, EXPORT_WEIGHTS, checkpoint_file, is_export, require_run_dir
 from duvae_cli.runs.load import run_data
 from duvae_cli.runs.run import read_config, read_json
 from duvae_cli.runs.selfcheck import check_checkpoint
@@ -45,8 +45,7 @@ from duvae_cli.runs.trust import check_folder
 def export_run(run_dir: Path, out: Path, checkpoint: str = "best") -> dict:
     """Write the export of `run_dir`'s `checkpoint` to `out` (which must not exist); a summary."""
     run_dir, out = Path(run_dir), Path(out)
-    if not run_dir.is_dir():
-        raise DuvaeError(f"{run_dir}: no such run directory")
+    require_run_dir(run_dir)
     if is_export(run_dir):
         raise UsageError(f"{run_dir}: already an export; copy the folder to share it again")
     if out.exists() or out.is_symlink():

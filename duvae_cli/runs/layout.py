@@ -52,6 +52,13 @@ def checkpoint_file(run_dir: Path, name: str) -> Path:
     return path
 
 
+def require_run_dir(run_dir: str | os.PathLike) -> None:
+    """A run directory (or export folder) that is not there is a usage error (exit 2): the path was
+    given on the command line (or is the default runs/latest)."""
+    if not Path(run_dir).is_dir():
+        raise UsageError(f"{run_dir}: no such run directory")
+
+
 def is_export(folder: str | Path) -> bool:
     """An export folder (`duvae export`) rather than a run directory."""
     return (Path(folder) / EXPORT_WEIGHTS).is_file() and not (Path(folder) / CHECKPOINTS).is_dir()
@@ -62,8 +69,7 @@ def results_dir(run_dir: Path, out: str | os.PathLike | None) -> Path:
     results): `out` when given (created), else the run directory (never an export folder: exit 2). A
     run directory that cannot be written (a read-only file system, a copy on a read-only share) and no
     --out: one line, exit 2, before any work."""
-    if not Path(run_dir).is_dir():
-        raise DuvaeError(f"{run_dir}: no such run directory")
+    require_run_dir(run_dir)
     if out is None and is_export(run_dir):  # its files are listed with their sha256 in its card
         raise UsageError(f"{run_dir}: an export, which stays as its author made it; write the results "
                          "elsewhere with --out DIR")

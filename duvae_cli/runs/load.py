@@ -13,10 +13,10 @@ import torch
 from duvae_cli.config import TrainConfig, build_model
 from duvae_cli.data import binding
 from duvae_cli.data.locate import data_roots, run_dataset
-from duvae_cli.errors import DuvaeError
+from duvae_cli.errors import DuvaeError, UsageError
 from duvae_cli.runs.checkpoint import load_checkpoint_hashed, read_weights
 from duvae_cli.runs.exported import own_vocabulary, verify_export
-from duvae_cli.runs.layout import EXPORT_WEIGHTS, checkpoint_file, is_export
+from duvae_cli.runs.layout import EXPORT_WEIGHTS, checkpoint_file, is_export, require_run_dir
 from duvae_cli.runs.run import read_config, read_json
 from duvae_cli.runs.selfcheck import check_checkpoint
 from duvae_cli.runs.trust import check_folder, check_workspace_path
@@ -47,11 +47,10 @@ def load_trained(run_dir: Path, checkpoint: str = "best", device: str | torch.de
     `run_dir` may be an export folder, which works without its data where `needs_data` is False
     (encode, generate, the Python API)."""
     run_dir = Path(run_dir)
-    if not run_dir.exists():
-        raise DuvaeError(f"{run_dir}: no such run directory")
+    require_run_dir(run_dir)
     run_dir = run_dir.resolve()
     if checkpoint not in ("best", "last"):
-        raise DuvaeError(f"--checkpoint {checkpoint!r}: choose best or last")
+        raise UsageError(f"--checkpoint {checkpoint!r}: choose best or last")
     if is_export(run_dir):
         return load_export(run_dir, checkpoint, device, data_root, needs_data)
     check_folder(run_dir)

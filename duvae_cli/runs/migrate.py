@@ -33,7 +33,7 @@ from duvae_cli import __version__, locking
 from duvae_cli.errors import DuvaeError, UsageError
 from duvae_cli.io import atomic_path, sha256_file
 from duvae_cli.runs.checkpoint import load_checkpoint, save_checkpoint
-from duvae_cli.runs.layout import LOCK, NAMES, checkpoint_path, is_export, old_checkpoint_path
+from duvae_cli.runs.layout import LOCK, NAMES, checkpoint_path, is_export, old_checkpoint_path, require_run_dir
 from duvae_cli.runs.run import read_json, write_json
 from duvae_cli.runs.trust import check_folder
 
@@ -43,6 +43,7 @@ ALLOWED: frozenset[str] = frozenset()  # globals beyond PyTorch's weights-only s
 def migrate_run(run_dir: Path) -> dict:
     """Convert every pickled checkpoint of `run_dir`; a summary {run, converted: {name: {from, to}}}."""
     run_dir = Path(run_dir)
+    require_run_dir(run_dir)
     if not (run_dir / "config.json").is_file():
         raise DuvaeError(f"{run_dir}: not a duvae run directory (no config.json)")
     if is_export(run_dir):

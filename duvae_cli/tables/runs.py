@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from duvae_cli.errors import DuvaeError
+from duvae_cli.errors import DuvaeError, UsageError
 from duvae_cli.runs.layout import EXPORT_KEY
 
 TIDY_COLUMNS = ["run", "dataset", "model", "split", "metric", "value", "estimator", "n_samples", "seed"]
@@ -67,7 +67,7 @@ def resolve_runs(paths: list[Path], skipped: list[Path] | None = None) -> list[P
     for path in paths:
         path = Path(path)
         if not path.exists():
-            raise DuvaeError(f"{path}: no such run directory")
+            raise UsageError(f"{path}: no such run directory")
         if not (path / "config.json").is_file():
             if skipped is None:
                 raise DuvaeError(f"{path}: not a duvae run directory (no config.json)")

@@ -1,12 +1,29 @@
-"""The epoch's bookkeeping: running sums of the training steps, the history.csv row, the epoch's
-log line and its warnings (train/loop.py calls them)."""
+"""The epoch's bookkeeping: running sums of the training steps, the progress line's moving averages,
+the history.csv row, the epoch's log line and its warnings (train/loop.py calls them)."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
+import torch
+
 from duvae_cli.progress import Reporter
+
+SMOOTHING = 0.95  # weight of the earlier steps in the progress line's exponential moving averages
+
+
+def smoothed(ema: torch.Tensor | None, out) -> torch.Tensor:
+    """(loss, KL) of the steps so far in the epoch as exponential moving averages, a (2,) tensor on the
+    model's device (no host synchronisation): one batch's loss jumps with its sentences' lengths."""
+    now = torch.stack([out.loss.detach().float(), out.kl.detach().float().mean()])
+    return now if ema is None else ema * SMOOTHING + now * (1 - SMOOTHING)
+
+
+def progress_fields(ema: torch.Tensor) -> dict:
+    """What the progress line shows, named as what it is."""
+    loss, kl = ema.tolist()
+    return {f"loss (EMA {SMOOTHING})": loss, f"kl (EMA {SMOOTHING})": kl}
 
 
 def accumulate(sums: dict, out, model, n: int, seconds: float, kl_weight: float) -> None:

@@ -33,16 +33,17 @@ from duvae_cli.errors import DuvaeError
 from duvae_cli.interrupt import Interrupted
 from duvae_cli.methods import build_strategy
 from duvae_cli.optim import make_optimizer
-from duvae_cli.progress import SILENT, Reporter
+from duvae_cli.progress import SILENT, Reporter, skip
 from duvae_cli.runs.checkpoint import load_checkpoint, save_checkpoint
 from duvae_cli.runs.history import write_history
 from duvae_cli.runs.layout import checkpoint_path
 from duvae_cli.runtime import Runtime
 from duvae_cli.runtime.distributed import sync_from_main
 from duvae_cli.runtime.precision import FP32, Precision
-from duvae_cli.tracking.records import epoch_record, step_record
+from duvae_cli.tracking.records import epoch_record, start_record, step_record
 from duvae_cli.train import parallel
-from duvae_cli.train.epochs import accumulate, epoch_line, history_row, nan_message, warn_bn_eps
+from duvae_cli.train.epochs import accumulate, epoch_line, history_row, nan_message, progress_fields, smoothed, \
+    warn_bn_eps
 from duvae_cli.train.schedule import kl_weight_at
 from duvae_cli.train.validate import validate
 
@@ -82,7 +83,7 @@ class Hooks:
         return self if here.is_main else Hooks(reporter=self.reporter, stop=self.stop)
 
 
-SHOW_EVERY = 25  # on a GPU, the progress line's loss is read back every this many steps
+SHOW_EVERY = 25  # on a GPU, the progress line's moving averages are read back every this many steps
 
 
 class NonFiniteLoss(DuvaeError):
@@ -129,6 +130,8 @@ class Training:
         self.steps_per_epoch = len(self.train_data.plan(config.batch_size, min_size=here.min_batch()))
         self.strategy = build_strategy(config, self.model, self.optimizer, self.train_data, self.runner,
                                        self.precision)
+        if self.hooks.log is not None:  # the trackers get the config before any step (MLflow params)
+            self.hooks.log(start_record(self.state, config.to_dict()))
 
     def checkpoint(self, name: str) -> Path:
         """RUN/checkpoints/<name>.safetensors (`name`: best or last)."""
@@ -140,13 +143,14 @@ class Training:
         plan = self.train_data.plan(config.batch_size, np.random.default_rng([config.seed, state.epoch]),
                                     min_size=self.here.min_batch())  # the global plan; each rank its shard
         self.model.train()
-        shown = {}  # the loss and KL the progress line shows
+        shown, ema = {}, None  # the progress line: moving averages of the steps' loss and KL (epochs.py)
         with self.hooks.reporter.task(f"epoch {state.epoch + 1}/{config.epochs}", total=len(self.train_data)) as task:
-            task.advance(sum(len(b) for b in plan[: state.batch_in_epoch]))
+            skip(task, sum(len(b) for b in plan[: state.batch_in_epoch]))  # a resumed epoch's done batches
             for indices in plan[state.batch_in_epoch:]:
                 out = self.step(indices)
+                ema = smoothed(ema, out)
                 if self.device.type == "cpu" or state.step % SHOW_EVERY == 0:  # a GPU: read back now and then
-                    shown.update(loss=out.loss.item(), kl=out.kl.mean().item())
+                    shown = progress_fields(ema)
                 task.advance(len(out.rec), **shown)
                 if config.checkpoint_every and state.step % config.checkpoint_every == 0:
                     self.save("last")

@@ -20,12 +20,13 @@ from duvae_cli.interrupt import Interrupted
 from duvae_cli.options import Option
 from duvae_cli.progress import SILENT, Reporter, note
 from duvae_cli.runs.checkpoint import load_checkpoint
-from duvae_cli.runs.layout import LOCK, checkpoint_file, checkpoint_path, has_checkpoint
+from duvae_cli.runs.layout import LOCK, checkpoint_file, checkpoint_path, has_checkpoint, require_run_dir
 from duvae_cli.runs.run import manifest, new_run_dir, point_latest, read_config, read_json, write_json
 from duvae_cli.runs.selfcheck import check_checkpoint
 from duvae_cli.runs.trust import check_folder
 from duvae_cli.runtime import Runtime, distributed
 from duvae_cli.tracking import check_trackers, training_tracker
+from duvae_cli.tracking.records import run_tags
 from duvae_cli.train import parallel
 from duvae_cli.train.loop import Hooks, train
 
@@ -140,6 +141,7 @@ def _check_ranks_data(run_dir: Path, dataset, bound: dict) -> None:
 def resume_run(run_dir: Path, epochs: int | None = None, device: str | None = None,
                reporter: Reporter = SILENT, log: list[str] | None = None, log_every: int | None = None) -> Path:
     run_dir = Path(run_dir)
+    require_run_dir(run_dir)  # --resume of a path that is not there: exit 2
     with contextlib.ExitStack() as held:
         if run_dir.is_dir():
             distributed.run_on_main(held.enter_context, locking.hold(run_dir / LOCK, f"run {run_dir}"))
@@ -209,7 +211,7 @@ def _train_and_finish(config, dataset, run_dir: Path, info: dict, runtime: Runti
             point_latest(run_dir)
             pointed.append(True)
 
-    tracker = training_tracker(run_dir, *log, resume) if here.is_main else None
+    tracker = training_tracker(run_dir, *log, resume, run_tags(info)) if here.is_main else None
     try:
         with interrupt.deferred(enabled=not here.active) as stop:  # torchrun ranks would stop at different steps
             hooks = Hooks(reporter=reporter, log=tracker, on_checkpoint=on_checkpoint, stop=stop)

@@ -66,9 +66,9 @@ def default_max_length(dataset) -> int:
     return max(longest) + 5
 
 
-def input_codes(model, split, batch_size: int, device) -> torch.Tensor:
-    """float32 (n, D): the code each example stands for (`VAE.codes`), in input order."""
-    codes = encode_split(model, split, None, batch_size, device, lambda batch: model.codes(batch)[1:])[0]
+def input_codes(model, split, batch_size: int, device, indices: np.ndarray | None = None) -> torch.Tensor:
+    """float32 (n, D): the code each example (of `indices`, default all) stands for (`VAE.codes`), in order."""
+    codes = encode_split(model, split, indices, batch_size, device, lambda batch: model.codes(batch)[1:])[0]
     return torch.as_tensor(codes, dtype=torch.float32)
 
 
@@ -79,9 +79,11 @@ def prior_codes(n: int, dim: int, seed: int) -> torch.Tensor:
     return torch.randn(n, dim, generator=torch.Generator().manual_seed(seed))
 
 
-def interpolation_codes(start: torch.Tensor, end: torch.Tensor, steps: int) -> tuple[np.ndarray, torch.Tensor]:
-    """(t (K,), codes (K, D)): K points on the segment from `start` (D,) to `end` (D,), both included."""
+def interpolation_codes(start, end, steps: int) -> tuple[np.ndarray, torch.Tensor]:
+    """(t (K,), codes (K, D)): K points on the segment from `start` (D,) to `end` (D,), both included
+    (numpy or torch in; torch out)."""
     checked(STEPS, steps)  # >= 2: the two endpoints
+    start, end = torch.as_tensor(start), torch.as_tensor(end)
     t = np.linspace(0.0, 1.0, steps)
     weights = torch.as_tensor(t, dtype=start.dtype)[:, None]
     codes = start[None] + weights * (end - start)[None]
