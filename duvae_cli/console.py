@@ -42,7 +42,8 @@ class _RichTask:
 
     def skip(self, n: int) -> None:
         """`n` done before this process started (a resume): shown, left out of the rate."""
-        self.progress.reset(self.task_id, completed=n)
+        if n:
+            self.progress.reset(self.task_id, completed=n)
 
 
 class _RateColumn(ProgressColumn):
@@ -103,7 +104,7 @@ class _PlainTask:
         rate = (self.done - self.base) / elapsed if elapsed > 0 else 0.0
         count = f"{self.done}/{self.total} ({100 * self.done / self.total:.0f}%)" if self.total else f"{self.done}"
         timing = f"{_rate(rate)}/s, {_duration(elapsed)} elapsed"
-        if final:
+        if final or (self.total and self.done >= self.total):
             timing += ", done"
         elif self.total and rate > 0:
             timing += f", {_duration((self.total - self.done) / rate)} left"

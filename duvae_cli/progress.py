@@ -46,8 +46,7 @@ SILENT = SilentReporter()
 def skip(task: Task, n: int) -> None:
     """Mark `n` items as done before this process started (a resumed epoch, an evaluation's kept
     examples): shown as done, left out of the rate and the time left; `advance` for tasks without `skip`."""
-    if n:
-        getattr(task, "skip", task.advance)(n)
+    getattr(task, "skip", task.advance)(n)
 
 
 def note(reporter: Reporter, message: str) -> None:

@@ -267,7 +267,7 @@ def tree(folder: Path) -> dict[str, bytes]:
 BAD_VALUES = [  # (args, exit code, what the one line must say)
     (("train", "--set", "hidden_dim=1e20"), 2, "--set hidden_dim=1e20: expected an integer"),
     (("train", "--set", "hidden_dim=100000000000000000000"), 2,
-     "hidden_dim 100000000000000000000: must be in [1, 16384]"),
+     "--hidden-dim 100000000000000000000: must be in [1, 16384]"),
     (("train", "--seed", "1e20"), 2, "'--seed'"),
     (("train", "--seed", "100000000000000000000"), 2, "--seed 100000000000000000000: must be in [0, 4294967295]"),
     (("train", "--log-every", "0"), 2, "--log-every 0: must be in [1, 1000000000]"),
@@ -436,8 +436,10 @@ def test_a_moved_run_uses_the_same_data_under_data_root_and_refuses_other_data(w
     for args in (("evaluate", "runs/l", "--iw-samples", 2), ("classify", "runs/l"), ("generate", "runs/l", "--sample", 1),
                  encode):
         code, err = one_line(capsys, *args, "--data-root", "elsewhere", "--quiet")
+        text_notes = err[1:] if args is encode else []  # what encode read: a note on its unknown words
         assert code == 0 and err == [f"data: using {Path('elsewhere/lab/dataset.h5')} (same fingerprint as "
-                                     "recorded)"], (args, err)
+                                     "recorded)", *text_notes], (args, err)
+        assert all(line.startswith(f"{ws28 / 'lab.txt'}: ") for line in text_notes) and len(text_notes) <= 2
     shutil.rmtree(tmp_path / "data")
     shutil.move(tmp_path / "elsewhere", tmp_path / "data")  # ./data is searched without --data-root
     code, err = one_line(capsys, "evaluate", "runs/l", "--iw-samples", 2, "--quiet")
@@ -473,7 +475,7 @@ def test_evaluate_and_classify_out_write_there_with_the_lock_there(ws28, tmp_pat
     assert cli("evaluate", "runs/l", "--iw-samples", 2, "--batch-size", 4, "--out", out, "--quiet") == 0
     assert cli("classify", "runs/l", "--out", out, "--quiet") == 0
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == \
-        ["metrics.csv", "metrics.h5", "probe.csv"]
+        ["metrics.csv", "metrics.h5", "probe.csv", "probes"]  # the saved probes too (probe/saved.py)
     assert tree(run) == before  # the run directory is only read
 
 
@@ -575,7 +577,9 @@ def test_a_one_sentence_data_file_leaks_no_warning(ws28, monkeypatch, capsys):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         code, err = one_line(capsys, "evaluate", "runs/l", "--data", "one.txt", "--iw-samples", 2, "--quiet")
-    assert code == 0 and err == [] and [str(w.message) for w in caught] == []
+    assert code == 0 and [str(w.message) for w in caught] == []
+    assert err == ["one.txt: 1 sentence, 3 tokens, 0 unknown (0.00%); 0 longer than the longest training sentence "
+                   "(8 tokens; longest here 3)"]  # the input's note, which --quiet keeps
 
 
 def test_any_file_error_is_one_line_naming_the_file(monkeypatch, capsys):

@@ -70,8 +70,8 @@ def test_unknown_words_are_counted_named_and_in_the_json(toy_run, tmp_path, duva
     assert rows["line"].tolist() == [1, 3]  # the empty line 2 is skipped, lines keep their numbers
     summary = json.loads(duvae("encode", toy_run, path, "--out", tmp_path / "n.h5", "--json", "-q").stdout)
     assert summary["n_unk"] == 3 and summary["n_tokens"] == 7
-    assert summary["input"]["unknown_words"] == [{"word": "zebra", "count": 2}, {"word": "quagga", "count": 1}]
-    assert summary["input"]["unknown_share"] == pytest.approx(3 / 7)
+    assert summary["familiarity"]["unknown_words"] == [{"word": "zebra", "count": 2}, {"word": "quagga", "count": 1}]
+    assert summary["familiarity"]["unknown_share"] == pytest.approx(3 / 7)
 
 
 def test_all_unknown_text_warns_with_the_share_and_max_unknown_refuses_it(toy_run, tmp_path, duvae):
@@ -99,7 +99,7 @@ def test_sentences_longer_than_any_in_training_are_reported_warned_and_refusable
     assert result.code == 0, result.stderr
     assert f"1 of 2 sentences (50.00%) are longer than any the run trained on ({longest} tokens; longest " \
            f"here {5 * longest})" in result.stderr
-    report = json.loads(result.stdout)["input"]
+    report = json.loads(result.stdout)["familiarity"]
     assert report["longest_training"] == longest and report["longer_than_training"] == 1
     refused = duvae("encode", toy_run, path, "--max-longer", "0.25")
     assert refused.code == 1 and "50.00% of the sentences are longer than the longest training sentence" \

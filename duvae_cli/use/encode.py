@@ -95,4 +95,4 @@ def encode_file(run_dir: Path, input_path: Path, out: Path | None = None, split:
         for indices, values in encode_chunks(trained.model, data.split, trained.config.eval_batch_size,
                                              resolved, chunk, reporter):
             writer.write(indices, values, data.lines, labels)
-    return {**summary, "out": None if out is None else str(out), "input": familiar}
+    return {**summary, "out": None if out is None else str(out), "familiarity": familiar}

@@ -83,7 +83,8 @@ class Familiarity:
         else:
             longer = (f"{self.n_longer:,} longer than the longest training sentence ({self.longest_training} "
                       f"tokens; longest here {self.longest})")
-        return f"{self.source}: {self.n_sentences:,} sentences, {self.n_tokens:,} tokens, {unknown}; {longer}"
+        sentences = f"{self.n_sentences:,} sentence{'' if self.n_sentences == 1 else 's'}"
+        return f"{self.source}: {sentences}, {self.n_tokens:,} tokens, {unknown}; {longer}"
 
     def warnings(self, checks: InputChecks) -> list[str]:
         out = []

@@ -35,7 +35,7 @@ def evaluate_data(run_dir: Path, data_path: Path, split: str | None, checkpoint:
                   device: str = "auto", reporter=SILENT, name: str | None = None, out: Path | None = None,
                   data_root: Path | None = None, checks: InputChecks = InputChecks()):
     """Evaluate INPUT as `duvae evaluate` evaluates a split; returns the EvalReport (files written,
-    into `out` when given; `identity["input"]`: the familiarity report of text, use/familiar.py)."""
+    into `out` when given; `identity["familiarity"]`: the familiarity report of text, use/familiar.py)."""
     from duvae_cli.runs.layout import results_dir
     from duvae_cli.metrics.report import evaluate_trained
     from duvae_cli.runtime import as_device
@@ -52,7 +52,7 @@ def evaluate_data(run_dir: Path, data_path: Path, split: str | None, checkpoint:
                               options, reporter, out=out)
     report.identity["data"] = data.source
     if familiar is not None:
-        report.identity["input"] = familiar
+        report.identity["familiarity"] = familiar
     return report
 
 
@@ -91,6 +91,6 @@ def classify_data(run_dir: Path, specs: list[str], options, reporter=SILENT, che
     result.split_labels = {"test": splits["test"].label, "valid": splits["valid"].label}
     result.h5_group = f"probe@{splits['test'].label}"
     result.data = {role: {"source": d.source, "label": d.label, "fingerprint": d.fingerprint, "n": len(d),
-                          "unk_share": d.unk_share, **({"input": familiar[role]} if familiar[role] else {})}
+                          "unk_share": d.unk_share, **({"familiarity": familiar[role]} if familiar[role] else {})}
                    for role, d in splits.items()}
     return result

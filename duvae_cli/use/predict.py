@@ -61,7 +61,7 @@ def predict_file(run_dir: Path, path: Path, budget: int | None, options, checks,
             task.advance(len(indices))
     return {"run": str(trained.run_dir), "checkpoint": trained.checkpoint_name,
             "checkpoint_sha256": trained.checkpoint_sha256, "probe": str(probe.path), "labels": probe.info["labels"],
-            "input": familiar, "source": data.source, "n_examples": len(data),
+            "familiarity": familiar, "input": data.source, "n_examples": len(data),
             "predicted": {str(k): int(v) for k, v in enumerate(counts) if v}, "out": None if out is None else str(out)}
 
 
