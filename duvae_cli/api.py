@@ -33,6 +33,7 @@ from duvae_cli.use.generate import DecodeOptions, decode_codes, default_max_leng
 from duvae_cli.use.inputs import InputData, from_images, from_texts
 
 CHUNK = 128  # inputs encoded and decoded together by `reconstruct` (and streamed by `duvae generate`)
+IMAGE_CHUNK = 8  # images: each is 784 PixelCNN passes, so progress moves every few images
 
 
 @dataclass
@@ -109,13 +110,15 @@ class Model:
         parts = [outputs for _, outputs in self.reconstructions(inputs, options)]
         return np.concatenate(parts) if self.kind == "image" else [s for part in parts for s in part]
 
-    def reconstructions(self, inputs, options: DecodeOptions = DecodeOptions(), chunk: int = CHUNK,
+    def reconstructions(self, inputs, options: DecodeOptions = DecodeOptions(), chunk: int | None = None,
                         reporter=SILENT) -> Iterator[tuple[np.ndarray, list]]:
-        """`reconstruct`, `chunk` inputs at a time, in input order: (indices, outputs) as each chunk is
-        decoded (`duvae generate --reconstruct` prints them as they come). Sampled words and pixels
-        are drawn from one generator seeded with `options.seed`, chunk after chunk."""
+        """`reconstruct`, `chunk` inputs at a time (default CHUNK; images IMAGE_CHUNK), in input order:
+        (indices, outputs) as each chunk is decoded (`duvae generate --reconstruct` prints them as they
+        come). Sampled words and pixels are drawn from one generator seeded with `options.seed`, chunk
+        after chunk."""
         data = self.data(inputs)
         generator = options.generator()
+        chunk = chunk or (IMAGE_CHUNK if self.kind == "image" else CHUNK)
         with reporter.task("reconstructing", len(data)) as task:
             for start in range(0, len(data), chunk):
                 indices = np.arange(start, min(len(data), start + chunk))

@@ -146,6 +146,8 @@ def _row_text(row: dict, mode: str, as_json: bool) -> str:
 
 
 def _image_grid(model, mode: str, values: dict, options, reporter) -> None:
+    import numpy as np
+
     from duvae_cli.runs.layout import is_export
     from duvae_cli.use.inputs import from_images, read_input
     from duvae_cli.viz.figure import figure_format, save_figure, style
@@ -164,8 +166,9 @@ def _image_grid(model, mode: str, values: dict, options, reporter) -> None:
         if len(data) > GRID_MOST:
             reporter.log(f"{data.source}: the grid shows the first {GRID_MOST} of {len(data)} images")
             data = from_images(data.split.images[:GRID_MOST], data.name, source=data.source)
+        images = np.concatenate([part for _, part in model.reconstructions(data, options, reporter=reporter)])
         panels = [(f"{data.source}: inputs", data.split.images),
-                  ("reconstructions: z = posterior mean, pixels sampled", model.reconstruct(data, seed=options.seed))]
+                  ("reconstructions: z = posterior mean, pixels sampled", images)]
     else:
         panels = [("prior samples: z ~ N(0, I), pixels sampled", model.sample(values["sample"], seed=options.seed))]
     title = (f"{model.trained.run_dir.name}: {mode} ({model.trained.checkpoint_name} "
