@@ -149,7 +149,8 @@ class Model:
 
     def decode(self, codes, options: DecodeOptions = DecodeOptions()):
         """Sentences (or images) of arbitrary codes, numpy or torch (n, D)."""
-        return self._decode(torch.as_tensor(np.asarray(codes), dtype=torch.float32), options)
+        codes = codes if isinstance(codes, torch.Tensor) else torch.as_tensor(np.asarray(codes))
+        return self._decode(codes.to(torch.float32), options)
 
     @torch.no_grad()
     def _decode(self, codes: torch.Tensor, options: DecodeOptions, generator: torch.Generator | None = None):

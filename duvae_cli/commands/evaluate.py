@@ -13,7 +13,7 @@ from duvae_cli.options import CHECKPOINT, DATA_ROOT, DEVICE, Option
 from duvae_cli.probe.alphabets import ALPHABET_OPTIONS
 from duvae_cli.probe.classify import CLASSIFY_OPTIONS
 from duvae_cli.tracking import LOG
-from duvae_cli.use.familiar import INPUT_CHECKS
+from duvae_cli.use.familiar import INPUT_CHECKS, InputChecks
 from duvae_cli.use.predict import PREDICT, PROBES
 
 EVAL_SPLIT = Option("split", str, "test", "Split to evaluate (train, valid or test).")
@@ -49,7 +49,6 @@ def evaluate(run: RunArg = LATEST, **values) -> None:
     options, data, split = EvalOptions.from_flags(values), values["data"], values["split"]
     where = dict(out=values["out"], data_root=values["data_root"])
     if data is not None:  # new data: one process (use/newdata.py)
-        from duvae_cli.use.familiar import InputChecks
         from duvae_cli.use.newdata import evaluate_data
 
         report = evaluate_data(run, data, None if split == "test" and data.suffix != ".h5" else split,
@@ -111,7 +110,6 @@ def _classify_budgets(run: Path, values: dict, reporter, where: Path) -> dict:
 
     options = ClassifyOptions.from_flags(values)
     if values["data"]:
-        from duvae_cli.use.familiar import InputChecks
         from duvae_cli.use.newdata import classify_data
 
         result = classify_data(run, values["data"], options, reporter, InputChecks.from_flags(values))
@@ -131,7 +129,6 @@ def _predict(run: Path, values: dict, reporter) -> None:
     """`--predict FILE`: the saved probe of --labels (or the only one) on new data."""
     from duvae_cli.console import emit_json
     from duvae_cli.probe import ClassifyOptions
-    from duvae_cli.use.familiar import InputChecks
     from duvae_cli.use.predict import predict_file
 
     if values["data"] or values["log"] or len(values["budgets"] or ()) > 1:

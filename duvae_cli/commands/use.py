@@ -17,7 +17,7 @@ from duvae_cli.commands.common import JSON, LATEST, QUIET, RunArg, command
 from duvae_cli.errors import UsageError
 from duvae_cli.io import write_stdout
 from duvae_cli.options import CHECKPOINT, DATA_ROOT, DEVICE, Option
-from duvae_cli.use.familiar import INPUT_CHECKS
+from duvae_cli.use.familiar import INPUT_CHECKS, InputChecks
 from duvae_cli.use.generate import DECODE_OPTIONS, GENERATE_OPTIONS
 
 GRID_MOST = 32  # image reconstructions drawn in one grid
@@ -51,7 +51,6 @@ def encode(
     """
     from duvae_cli.console import CliReporter, emit_json
     from duvae_cli.use.encode import encode_file
-    from duvae_cli.use.familiar import InputChecks
 
     run, input_path = _run_and_input(paths, "INPUT")
     out = values["out"]
@@ -82,7 +81,6 @@ def generate(run: RunArg = LATEST, **values) -> None:
     from duvae_cli.api import load
     from duvae_cli.console import CliReporter
     from duvae_cli.progress import note
-    from duvae_cli.use.familiar import InputChecks
     from duvae_cli.use.generate import DecodeOptions
 
     modes = [m for m in ("reconstruct", "sample", "interpolate") if values[m] is not None]

@@ -35,7 +35,7 @@ from duvae_cli.data.subset import first_examples
 from duvae_cli.data.text import STDIN, SourceFile, read_lines
 from duvae_cli.errors import DuvaeError, UsageError
 
-TEXT_SUFFIXES = (".txt", ".tsv", ".text")  # dropped from a text file's name (data_name)
+NAME_SUFFIXES = (".txt", ".tsv", ".text", ".npz")  # dropped from a file's name (data_name)
 TOP_UNKNOWN = 10  # unknown words kept (with their counts) for the report
 IMAGE_SIDE = 28  # the image networks read 28 x 28 pixels
 BINARISATION_SEED = 0  # as `ImageBatches` binarises a grey split outside training
@@ -184,12 +184,12 @@ def read_input(path: str | Path, dataset, split: str | None = None, name: str | 
 
 
 def data_name(path: Path) -> str:
-    """The name results on a text file go by: its file name without a text extension (.txt, .tsv,
-    .text), so `sentiment.test.0` and `sentiment.test.1` keep distinct names (`Path.stem` would make
-    both `sentiment.test`); standard input is `stdin`."""
+    """The name results on a file go by: its file name without a .txt, .tsv, .text or .npz extension,
+    so `sentiment.test.0` and `sentiment.test.1` keep distinct names (`Path.stem` would make both
+    `sentiment.test`); standard input is `stdin`."""
     if str(path) == STDIN:
         return "stdin"
-    return _safe(path.stem if path.suffix.lower() in TEXT_SUFFIXES else path.name)
+    return _safe(path.stem if path.suffix.lower() in NAME_SUFFIXES else path.name)
 
 
 def _safe(name: str) -> str:
@@ -224,7 +224,7 @@ def _read_npz(path: Path, limit: int | None = None) -> InputData:
     labels = arrays.get("labels")
     if labels is not None and labels.shape != (len(images),):
         raise DuvaeError(f"{path}: `labels` of shape {labels.shape}; expected ({len(images)},)")
-    return from_images(images[:limit], _safe(path.stem), None if labels is None else labels[:limit], str(path))
+    return from_images(images[:limit], data_name(path), None if labels is None else labels[:limit], str(path))
 
 
 def _read_dataset(path: Path, dataset, split: str, limit: int | None = None) -> InputData:
