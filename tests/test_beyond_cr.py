@@ -137,7 +137,7 @@ def test_cr_lambda_is_a_flag_and_the_augmentation_is_the_simple_policy():
 
 
 def test_resume_of_a_cr_run_is_bit_exact(tmp_path):
-    """Interrupted after step 5 (last.pt from step 4) and resumed: the augmentation draws after the
+    """Interrupted after step 5 (the last checkpoint from step 4) and resumed: the augmentation draws after the
     resume come from the checkpointed generator, so weights and history equal the uninterrupted run's."""
     from interrupting import Interrupt, StopAfter, assert_same_run
     from test_images_toyrun import write_toy_images

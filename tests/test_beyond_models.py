@@ -88,7 +88,7 @@ def test_a_trained_run_reloads_and_its_iw_nll_is_below_its_elbo(model, kind, toy
                      train_examples=48 if kind == "text" else 64)
     run_dir = new_run_dir(config, tmp_path)
     train(config, dataset, run_dir)
-    state = load_checkpoint(run_dir / "checkpoints" / "last.pt", "cpu")["model"]
+    state = load_checkpoint(run_dir / "checkpoints" / "last.safetensors", "cpu")["model"]
     torch.manual_seed(config.seed)  # the training run's own initialisation
     model_ = build_model(config, dataset)
     fresh = model_.state_dict()
