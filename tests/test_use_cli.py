@@ -235,3 +235,17 @@ def test_a_dataset_with_another_vocabulary_is_retokenized(toy_run, tmp_path):
     data = convert_split(other, other.splits["test"], trained.dataset, "o", "o.h5")
     run_vocab = trained.dataset.vocab
     assert data.split.tokens.tolist() == [run_vocab.index("w5"), 3, run_vocab.index("w4")] and data.n_unk == 1
+
+
+def test_an_export_without_its_data_compares_lengths_with_its_recorded_training_longest(toy_run, tmp_path, duvae,
+                                                                                         monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no data/ here: the export reads through its own vocabulary
+    longest = int(load_trained(toy_run).dataset.splits["train"].lengths.max())
+    assert duvae("export", toy_run, tmp_path / "exp", "-q").code == 0
+    block = json.loads((tmp_path / "exp" / "config.json").read_text())["duvae_export"]
+    assert block["longest_train_sentence"] == longest
+    (tmp_path / "long.txt").write_text(" ".join(["w4"] * (longest + 1)) + "\n")
+    result = duvae("encode", tmp_path / "exp", tmp_path / "long.txt", "--out", tmp_path / "l.npy", "-q")
+    assert result.code == 0, result.stderr
+    assert f"1 longer than the longest training sentence ({longest} tokens; longest here {longest + 1})" \
+        in result.stderr

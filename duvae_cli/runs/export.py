@@ -59,7 +59,7 @@ def export_run(run_dir: Path, out: Path, checkpoint: str = "best") -> dict:
     payload, sha = load_checkpoint_hashed(path)
     check_checkpoint(payload, config, path)
     info = read_json(run_dir / "manifest.json")
-    files = _files(run_dir, config, payload["model"], checkpoint, sha, info, _longest(run_dir, config, info))
+    files = _files(run_dir, config, payload["model"], checkpoint, sha, info, *_longest(run_dir, config, info))
     files[CARD] = _card(files, run_dir)
     _write_folder(out, files)
     return {"export": str(out), "run": str(run_dir), "checkpoint": checkpoint, "checkpoint_sha256": sha,
@@ -67,12 +67,14 @@ def export_run(run_dir: Path, out: Path, checkpoint: str = "best") -> dict:
 
 
 def _files(run_dir: Path, config, weights: dict, checkpoint: str, sha: str, info: dict,
-           longest: int | None) -> dict[str, bytes]:
+           longest: int | None, longest_train: int | None = None) -> dict[str, bytes]:
     """The export's files but the card, as bytes."""
     block = {"format": FORMAT, "duvae_version": __version__, "run": run_dir.name, "checkpoint": checkpoint,
              "checkpoint_sha256": sha, "exported_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     if longest is not None:  # what `generate` decodes up to without the data (use/generate.py)
         block["longest_sentence"] = longest
+    if longest_train is not None:  # what new text is compared with without the data (use/familiar.py)
+        block["longest_train_sentence"] = longest_train
     bound = binding.read(run_dir) or _bind_now(run_dir, config, info)
     files = {EXPORT_WEIGHTS: weights_bytes(weights, {k: str(v) for k, v in block.items() if k != "format"}),
              "config.json": _json({**config.to_dict(), "data_root": "data", EXPORT_KEY: block}),
@@ -101,14 +103,19 @@ def _bind_now(run_dir: Path, config, info: dict) -> dict:
     return binding.stored(dataset)
 
 
-def _longest(run_dir: Path, config, info: dict) -> int | None:
-    """The longest sentence of the run's text data, when the data is at hand; else None."""
+def _longest(run_dir: Path, config, info: dict) -> tuple[int | None, int | None]:
+    """(the longest sentence of the run's text data, the longest it trained on: its train split's first
+    `train_examples`), when the data is at hand; else None."""
     try:
         dataset, _ = run_data(run_dir, config, info)
     except DuvaeError:
-        return None
+        return None, None
     lengths = [int(s.lengths.max()) for s in dataset.splits.values() if hasattr(s, "lengths") and len(s)]
-    return max(lengths) if lengths else None
+    train = dataset.splits.get("train")
+    trained = None
+    if train is not None and hasattr(train, "lengths") and len(train):
+        trained = int(train.lengths[:config.train_examples or None].max())
+    return (max(lengths) if lengths else None), trained
 
 
 def _json(payload: dict) -> bytes:

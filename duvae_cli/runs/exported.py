@@ -84,7 +84,7 @@ def export_sha256(folder: Path, checkpoint: str) -> str | None:
     return block["checkpoint_sha256"] if block["checkpoint"] == checkpoint else None
 
 
-def own_vocabulary(folder: Path, name: str, longest: int | None = None):
+def own_vocabulary(folder: Path, name: str, longest: int | None = None, longest_train: int | None = None):
     """A dataset without splits that reads and writes the export's symbols: its vocab.txt (and
     tokenizer.model), checked against binding.json's fingerprint; image exports need none."""
     bound = binding.read(folder)
@@ -100,7 +100,8 @@ def own_vocabulary(folder: Path, name: str, longest: int | None = None):
                                         path=folder / VOCAB, **common)) != form:
         raise DuvaeError(f"{folder / VOCAB}: does not match the vocabulary fingerprint of "
                          f"{folder / binding.FILENAME}; the export is inconsistent")
-    attrs = {**_text_attrs(form), **({} if longest is None else {"longest_sentence": int(longest)})}
+    attrs = {**_text_attrs(form), **({} if longest is None else {"longest_sentence": int(longest)}),
+             **({} if longest_train is None else {"longest_train_sentence": int(longest_train)})}
     return TextDataset(vocab=vocab, sentencepiece_model=piece, attrs=attrs, path=folder / VOCAB, **common)
 
 

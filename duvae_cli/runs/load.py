@@ -85,7 +85,8 @@ def load_export(folder: Path, checkpoint: str, device, data_root=None, needs_dat
     except DuvaeError:
         if needs_data:
             raise
-        dataset = own_vocabulary(folder, config.dataset, block.get("longest_sentence"))
+        dataset = own_vocabulary(folder, config.dataset, block.get("longest_sentence"),
+                                 block.get("longest_train_sentence"))
         how = "text is read and written through its vocab.txt" if dataset.kind == "text" else "images need none"
         notes = [f"note: {folder.name}: its {config.dataset} data is not here (found by fingerprint under "
                  f"--data-root DIR or data/); {how}"]

@@ -9,9 +9,9 @@ naming the input) above `--max-unknown` or `--max-longer`. The Python API (`duva
 the same checks with `warnings.warn(UnfamiliarInput)` and the same refusal (docs/api.md).
 
 The longest training sentence is that of the train split the run trained on (its first
-`train_examples` when set); an export opened without its data knows only the longest sentence of all
-its splits, recorded at export time (a bound: longer than that is longer than any training
-sentence); with neither, lengths are not checked.
+`train_examples` when set); an export opened without its data has it recorded at export time
+(`longest_train_sentence`; an export made by an earlier duvae only `longest_sentence`, of all splits:
+a bound, longer than that is longer than any training sentence); with neither, lengths are not checked.
 """
 
 from __future__ import annotations
@@ -115,8 +115,8 @@ def longest_training(trained) -> int | None:
     train = dataset.splits.get("train")
     if train is not None and hasattr(train, "lengths") and len(train):
         return int(first_examples(train, min(config.train_examples, len(train))).lengths.max())
-    recorded = dataset.attrs.get("longest_sentence")  # an export without its data (runs/export.py)
-    return None if recorded is None else int(recorded)
+    recorded = dataset.attrs.get("longest_train_sentence", dataset.attrs.get("longest_sentence"))
+    return None if recorded is None else int(recorded)  # an export without its data (runs/export.py)
 
 
 def familiarity(data, longest: int | None) -> Familiarity | None:
