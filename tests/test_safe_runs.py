@@ -201,3 +201,16 @@ def test_an_oversized_vocabulary_line_is_refused(run, capsys):
     assert cli("evaluate", run, "--iw-samples", 2) == 1
     line = one_line(capsys)
     assert f"binding.json: vocabulary entry 5 is {MAX_TOKEN_BYTES + 1:,} bytes long" in line, line
+
+
+def test_a_checkpoint_is_a_function_of_its_content():
+    """safetensors writes the header's metadata in a random order; the bytes (and so the sha256 that
+    metrics.csv rows and migrate's mapping name) must not depend on it."""
+    import hashlib
+
+    from duvae_cli.runs.checkpoint import checkpoint_bytes
+
+    torch.manual_seed(0)
+    payload = {"model": {"w": torch.randn(3, 2)}, "state": {"best_loss": float("inf"), "epoch": 1},
+               "rng": {"torch": torch.get_rng_state()}, "config": {"model": "du"}}
+    assert len({hashlib.sha256(checkpoint_bytes(payload)).digest() for _ in range(20)}) == 1

@@ -110,7 +110,18 @@ def _storable(tensors: dict) -> dict:
 def to_bytes(tensors: dict, metadata: dict[str, str]) -> bytes:
     from safetensors.torch import save
 
-    return save(_storable(tensors), metadata={"format": "pt", **metadata})
+    return canonical(save(_storable(tensors), metadata={"format": "pt", **metadata}))
+
+
+def canonical(data: bytes) -> bytes:
+    """The same safetensors file with its JSON header's keys sorted. safetensors writes the metadata
+    in a random order (a hash map, seeded per call), so one payload gave different bytes, and a
+    checkpoint's sha256 must depend on its content alone (metrics.csv rows name it; migrate maps old
+    shas to new ones). The tensor data is unchanged; its offsets are relative to the header's end."""
+    (size,) = struct.unpack("<Q", data[:8])
+    text = json.dumps(json.loads(data[8:8 + size]), separators=(",", ":"), sort_keys=True).encode()
+    text += b" " * (-len(text) % 8)  # the data starts 8-aligned, as safetensors writes it
+    return struct.pack("<Q", len(text)) + text + data[8 + size:]
 
 
 def write_file(path: Path, data: bytes) -> None:
