@@ -133,7 +133,7 @@ def train(work: Path, env: dict, part: dict, model: str, seed: int, precision: s
     done = run / "train.done"
     if done.exists():
         return
-    if (run / "checkpoints" / "last.pt").exists():
+    if (run / "checkpoints" / "last.safetensors").exists():
         command = ["duvae", "train", "--resume", str(run), "-q"]
     else:
         command = ["duvae", "train", "--dataset", part["dataset"], "--model", model, "--seed", str(seed),

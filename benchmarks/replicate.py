@@ -222,7 +222,7 @@ def pipeline(runner: Runner, args, part_name: str, model: str, seed: int) -> str
 
 
 def train_command(runner: Runner, args, part_name: str, model: str, seed: int, run: Path) -> list[str]:
-    if (run / "checkpoints" / "last.pt").exists():
+    if (run / "checkpoints" / "last.safetensors").exists():
         return ["duvae", "train", "--resume", str(run), "--quiet"]
     part = PARTS[part_name]
     warm_up = args.warm_up if args.warm_up is not None else part["warm_up"]

@@ -112,7 +112,7 @@ METRICS = [("iw_nll", "iw"), ("elbo_nll", "full"), ("kl", "full"), ("mi", "full"
 
 
 def _of_checkpoint(frame: pd.DataFrame, sha256: str | None) -> pd.DataFrame:
-    """The rows of the best checkpoint as it is now: a number of an earlier best.pt is not this run's."""
+    """The rows of the best checkpoint as it is now: a number of an earlier best checkpoint is not this run's."""
     frame = frame[frame["checkpoint"].fillna("best") == "best"] if "checkpoint" in frame else frame
     if sha256 and "checkpoint_sha256" in frame:
         frame = frame[frame["checkpoint_sha256"] == sha256]
@@ -164,7 +164,7 @@ def run_record(run: Path) -> dict:
         path = run / name
         return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
-    manifest, binding, best = read("manifest.json"), read("binding.json"), run / "checkpoints" / "best.pt"
+    manifest, binding, best = read("manifest.json"), read("binding.json"), run / "checkpoints" / "best.safetensors"
     return {"run": run.name, "checkpoint": "best", "checkpoint_sha256": sha256_file(best) if best.is_file() else "",
             "dataset_sha256": binding.get("dataset_sha256", manifest.get("data_sha256", "")),
             **{f"split_sha256_{s}": f for s, f in sorted(binding.get("splits", {}).items())},

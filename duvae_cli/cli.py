@@ -20,7 +20,7 @@ from typer.exceptions import TyperException
 
 from duvae_cli import __version__
 from duvae_cli.commands import COMMANDS, load
-from duvae_cli.errors import DuvaeError
+from duvae_cli.errors import DuvaeError, OutputClosed
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
@@ -86,6 +86,16 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
+def _stdout_to_devnull() -> None:
+    """After a broken pipe, point stdout at /dev/null so that the interpreter's last flush does not
+    fail again (what Python's documentation on SIGPIPE recommends)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout without a file descriptor (tests)
+        pass
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning every failure into one line and an exit code."""
     from duvae_cli.interrupt import Interrupted, raising
@@ -94,6 +104,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         with raising():  # Ctrl-C raises Interrupted: click would turn a KeyboardInterrupt into a silent 130
             code = app(args=argv, standalone_mode=False)
+    except OutputClosed:  # `duvae ... | head`: the reader has what it wanted
+        _stdout_to_devnull()
+        sys.exit(0)
     except Interrupted as exc:  # each command says what it kept and how to continue
         print(f"duvae: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)

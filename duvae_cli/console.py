@@ -1,7 +1,8 @@
 """Terminal output for the CLI: rich bars and logs on stderr, results on stdout.
 
 Colour and live bars only when the stream is a terminal (rich decides, and honours NO_COLOR);
-otherwise progress becomes plain lines at most every few seconds, and `--quiet` silences it all.
+otherwise progress becomes plain lines (`_PlainTask`: every 10 s and at each quarter, with the rate
+and the time left, and one final line), and `--quiet` silences it all but notes.
 """
 
 from __future__ import annotations
@@ -13,8 +14,13 @@ import time
 from typing import Iterator
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
 from rich.table import Table
+from rich.text import Text
+
+from duvae_cli.errors import OutputClosed
+from duvae_cli.io import write_stdout
 
 stderr = Console(stderr=True, highlight=False)
 stdout = Console(highlight=False)
@@ -34,28 +40,75 @@ class _RichTask:
     def advance(self, n: int = 1, **fields: object) -> None:
         self.progress.update(self.task_id, advance=n, fields=_fmt(fields))
 
+    def skip(self, n: int) -> None:
+        """`n` done before this process started (a resume): shown, left out of the rate."""
+        if n:
+            self.progress.reset(self.task_id, completed=n)
+
+
+class _RateColumn(ProgressColumn):
+    """Items per second, as the bar's own estimate (over its last 30 s) gives it."""
+
+    def render(self, task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("" if speed is None else f"{_rate(speed)}/s")
+
+
+def _rate(speed: float) -> str:
+    return f"{speed:.3g}" if speed < 1000 else f"{speed:,.0f}"
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{seconds:02d}s"
+    return f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+# Plain progress lines (stderr not a terminal): at most every EVERY seconds, and at each PERCENT of
+# the total but not within MIN_GAP seconds of the last line; plus one final line.
+EVERY, PERCENT, MIN_GAP = 10.0, 25, 1.0
+
 
 class _PlainTask:
-    """Non-terminal progress: a line every `every` seconds and one at the end."""
+    """Non-terminal progress: plain lines with the rate and the time left (see EVERY), and one at the end."""
 
-    def __init__(self, description: str, total: int | None, every: float = 10.0):
-        self.description, self.total, self.every = description, total, every
-        self.done, self.fields, self.start = 0, {}, time.monotonic()
-        self.last = self.start
+    def __init__(self, description: str, total: int | None):
+        self.description, self.total = description, total
+        self.done, self.base, self.fields = 0, 0, {}
+        self.start = self.last = time.monotonic()
+        self.shown = -1  # `done` when the last line was printed
 
     def advance(self, n: int = 1, **fields: object) -> None:
         self.done += n
-        self.fields = fields
+        self.fields = fields or self.fields
         now = time.monotonic()
-        if now - self.last >= self.every:
-            self.last = now
+        crossed = bool(self.total) and self.done * 100 // (PERCENT * self.total) > self.shown * 100 // (PERCENT * self.total)
+        if now - self.last >= EVERY or (crossed and now - self.last >= MIN_GAP):
             self.emit()
 
-    def emit(self) -> None:
-        total = f"/{self.total}" if self.total else ""
+    def skip(self, n: int) -> None:
+        self.done = self.base = self.done + n
+
+    def emit(self, final: bool = False) -> None:
+        if final and self.done == self.shown:  # the last line already says it: printed once
+            return
+        self.last, self.shown = time.monotonic(), self.done
+        print(self.line(final), file=sys.stderr, flush=True)
+
+    def line(self, final: bool = False) -> str:
         elapsed = time.monotonic() - self.start
-        print(f"{self.description}: {self.done}{total} ({elapsed:.0f}s) {_fmt(self.fields)}".rstrip(),
-              file=sys.stderr, flush=True)
+        rate = (self.done - self.base) / elapsed if elapsed > 0 else 0.0
+        count = f"{self.done}/{self.total} ({100 * self.done / self.total:.0f}%)" if self.total else f"{self.done}"
+        timing = f"{_rate(rate)}/s, {_duration(elapsed)} elapsed"
+        if final or (self.total and self.done >= self.total):
+            timing += ", done"
+        elif self.total and rate > 0:
+            timing += f", {_duration((self.total - self.done) / rate)} left"
+        return f"{self.description}: {count}, {timing}  {_fmt(self.fields)}".rstrip()
 
 
 class CliReporter:
@@ -71,14 +124,15 @@ class CliReporter:
 
             yield _SilentTask()
         elif stderr.is_terminal:
-            columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), _RateColumn(),
                        TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[fields]}")]
-            with Progress(*columns, console=stderr, transient=False) as progress:
+            # stdout is not redirected through the bar: rows written there (generate, encode) stay on stdout
+            with Progress(*columns, console=stderr, transient=False, redirect_stdout=False) as progress:
                 yield _RichTask(progress, progress.add_task(description, total=total, fields=""))
         else:
             task = _PlainTask(description, total)
             yield task
-            task.emit()
+            task.emit(final=True)
 
     def log(self, message: str) -> None:
         if not self.quiet:
@@ -92,8 +146,7 @@ class CliReporter:
 
 def emit_json(payload: object) -> None:
     """Machine-readable result on stdout: one JSON document."""
-    sys.stdout.write(json.dumps(payload, indent=2, default=_json_default) + "\n")
-    sys.stdout.flush()
+    write_stdout(json.dumps(payload, indent=2, default=_json_default) + "\n")
 
 
 def _json_default(value: object) -> object:
@@ -111,4 +164,7 @@ def print_table(title: str | None, columns: list[str], rows: list[list[object]])
         table.add_column(column, justify="left" if column == columns[0] else "right")
     for row in rows:
         table.add_row(*[f"{v:.4f}" if isinstance(v, float) else str(v) for v in row])
-    stdout.print(table)
+    try:
+        stdout.print(table)
+    except BrokenPipeError:  # `| head`: the reader has what it wanted (cli.main ends quietly)
+        raise OutputClosed from None

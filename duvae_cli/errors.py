@@ -7,6 +7,11 @@ class DuvaeError(Exception):
     exit_code = 1
 
 
+class OutputClosed(Exception):
+    """The reader of stdout went away (`duvae generate ... | head`): not a failure; the command ends
+    at once, quietly, exit 0 (cli.main). Raised by `io.write_stdout`."""
+
+
 class UsageError(DuvaeError):
     """A wrong option or a command that cannot run as asked: exit code 2."""
 

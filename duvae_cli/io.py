@@ -6,11 +6,12 @@ import contextlib
 import hashlib
 import io
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from duvae_cli.errors import DuvaeError, UsageError
+from duvae_cli.errors import DuvaeError, OutputClosed
 
 
 @contextlib.contextmanager
@@ -43,29 +44,6 @@ def write_error(path: Path, exc: BaseException) -> DuvaeError:
     kept = ("the previous file is intact" if path.is_file() else
             "a directory is in its place" if path.is_dir() else "nothing was written")
     return DuvaeError(f"{path}: cannot write ({reason}); {kept}")
-
-
-def results_dir(run_dir: Path, out: str | os.PathLike | None) -> Path:
-    """Where `evaluate`/`classify` write a run's results (and, for evaluate, its lock and partial
-    results): `out` when given (created), else the run directory. A run directory that cannot be
-    written (a read-only file system, a copy on a read-only share) and no --out: one line, exit 2,
-    before any work."""
-    if not Path(run_dir).is_dir():
-        raise DuvaeError(f"{run_dir}: no such run directory")
-    if out is not None:
-        try:
-            Path(out).mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UsageError(f"--out {out}: cannot create it ({exc.strerror or exc})") from None
-        reason = unwritable(Path(out))
-        if reason:
-            raise UsageError(f"--out {out}: cannot write there ({reason})")
-        return Path(out)
-    reason = unwritable(Path(run_dir))
-    if reason:
-        raise UsageError(f"{run_dir}: cannot write the results into the run ({reason}); "
-                         "write them elsewhere with --out DIR")
-    return Path(run_dir)
 
 
 def unwritable(folder: Path) -> str | None:
@@ -125,3 +103,13 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def write_stdout(text: str) -> None:
+    """Write `text` on stdout and flush it (rows reach a pipe as they are made); a reader that went
+    away (`| head`) raises OutputClosed, which ends the command quietly with exit 0 (cli.main)."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise OutputClosed from None

@@ -10,6 +10,9 @@ the holder's pid, host and start time for the message. It is removed on release;
 opened the file just before it was removed sees that the path now names another file and retries,
 so two writers can never both hold a lock. flock is reliable on local file systems (and on NFS v4
 with Linux clients); see docs/reliability.md.
+
+    with locked_for_update(Path("runs/x/metrics.csv")):
+        ...  # a read-modify-write of the file: waits for the other writers (evaluate, migrate, sweep)
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from pathlib import Path
 from typing import Iterator
 
 from duvae_cli.errors import DuvaeError
+from duvae_cli.io import write_error
 
 
 class Busy(DuvaeError):
@@ -84,3 +88,19 @@ def describe_holder(path: Path) -> str:
     if not info:
         return "another process (starting)"
     return f"pid {info.get('pid')} on host {info.get('host')} since {info.get('since')}"
+
+
+@contextlib.contextmanager
+def locked_for_update(path: Path):
+    """An exclusive advisory lock on `<path>.lock` for a read-modify-write of `path`."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path.with_name(f".{path.name}.lock"), "w")
+    except OSError as exc:  # a read-only or full file system: name the file we meant to write
+        raise write_error(path, exc) from None
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

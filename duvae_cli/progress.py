@@ -2,7 +2,8 @@
 
 Library functions take a `Reporter`; the CLI passes one that draws rich bars on stderr, tests pass
 nothing and get the silent default. A reporter is three calls: `task` opens a bar, `advance` moves it
-(with fields shown beside it), `log` writes one line. A reporter may add a fourth, `note`: a line
+(with fields shown beside it), `log` writes one line; `skip(task, n)` marks work done before this
+process started (a task may implement `skip` so that its rate and time left leave it out). A reporter may add a fourth, `note`: a line
 that qualifies a result (its numbers are of changed data, its data was found elsewhere), which the
 CLI prints even with --quiet; `note(reporter, line)` falls back to `log` for reporters without it.
 """
@@ -40,6 +41,12 @@ class SilentReporter:
 
 
 SILENT = SilentReporter()
+
+
+def skip(task: Task, n: int) -> None:
+    """Mark `n` items as done before this process started (a resumed epoch, an evaluation's kept
+    examples): shown as done, left out of the rate and the time left; `advance` for tasks without `skip`."""
+    getattr(task, "skip", task.advance)(n)
 
 
 def note(reporter: Reporter, message: str) -> None:

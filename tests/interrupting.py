@@ -9,6 +9,8 @@ from pathlib import Path
 
 import torch
 
+from duvae_cli.runs.checkpoint import load_checkpoint
+
 TIMING = {"seconds", "sentences_per_s"}  # the only history columns two identical runs may differ in
 
 
@@ -39,8 +41,8 @@ class StopAfter:
 
 
 def assert_same_run(whole: Path, parts: Path) -> list[list[dict]]:
-    """last.pt's weights equal bit for bit and history.csv equal but for timing; returns both histories."""
-    weights = [torch.load(d / "checkpoints" / "last.pt", weights_only=False)["model"] for d in (whole, parts)]
+    """The last checkpoint's weights equal bit for bit and history.csv equal but for timing; returns both histories."""
+    weights = [load_checkpoint(d / "checkpoints" / "last.safetensors")["model"] for d in (whole, parts)]
     for key, value in weights[0].items():
         assert torch.equal(value, weights[1][key]), key
     rows = [list(csv.DictReader((d / "history.csv").open())) for d in (whole, parts)]

@@ -177,7 +177,9 @@ def single_runs(ddp_root) -> dict[str, Path]:
 
 
 def _model(run_dir: Path) -> dict:
-    return torch.load(run_dir / "checkpoints" / "last.pt", weights_only=False)["model"]
+    from duvae_cli.runs.checkpoint import load_checkpoint
+
+    return load_checkpoint(run_dir / "checkpoints" / "last.safetensors")["model"]
 
 
 def _history(run_dir: Path) -> list[dict]:
@@ -205,8 +207,8 @@ def test_ddp_training_equals_one_process_with_the_global_batch(model, ddp_root, 
 def test_the_run_directory_is_that_of_one_process(ddp_root, single_runs):
     ddp, single = ddp_root / "ddp" / "vae", single_runs["vae"]  # (the du runs get evaluated)
     files = lambda d: sorted(str(p.relative_to(d)) for p in d.rglob("*"))  # noqa: E731
-    assert files(ddp) == files(single) == ["binding.json", "checkpoints", "checkpoints/best.pt",
-                                           "checkpoints/last.pt", "config.json", "history.csv", "manifest.json"]
+    assert files(ddp) == files(single) == ["binding.json", "checkpoints", "checkpoints/best.safetensors",
+                                           "checkpoints/last.safetensors", "config.json", "history.csv", "manifest.json"]
     assert (ddp / "binding.json").read_text() == (single / "binding.json").read_text()  # every rank's data
     assert (ddp / "config.json").read_text() == (single / "config.json").read_text()
     manifests = [json.loads((d / "manifest.json").read_text()) for d in (ddp, single)]

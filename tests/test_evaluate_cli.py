@@ -41,10 +41,10 @@ def run_dir(tmp_path_factory) -> Path:
     write_json(run / "manifest.json", manifest(config, data_path, dataset.sha256, "cpu"))
     torch.manual_seed(0)
     model = build_text_model(config, len(dataset.vocab))
-    save_checkpoint(run / "checkpoints" / "best.pt", {"model": model.state_dict()})
+    save_checkpoint(run / "checkpoints" / "best.safetensors", {"model": model.state_dict()})
     with torch.no_grad():
         model.decoder.project.weight.mul_(3.0)  # a different "last" checkpoint
-    save_checkpoint(run / "checkpoints" / "last.pt", {"model": model.state_dict()})
+    save_checkpoint(run / "checkpoints" / "last.safetensors", {"model": model.state_dict()})
     return run
 
 
@@ -87,6 +87,12 @@ def test_usage_errors_are_one_line_naming_the_option(duvae, run_dir, args, messa
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
-def test_missing_run_directory_fails_in_one_line(duvae, tmp_path):
-    result = duvae("evaluate", tmp_path / "nope")
-    assert result.code == 1 and "no such run directory" in result.stderr
+@pytest.mark.parametrize("args", [("evaluate", "{nope}"), ("classify", "{nope}"), ("encode", "{nope}", "x.txt"),
+                                  ("generate", "{nope}", "--sample", "2"), ("visualize", "{nope}"),
+                                  ("report", "{nope}"), ("export", "{nope}", "{tmp}/out"), ("migrate", "{nope}"),
+                                  ("train", "--resume", "{nope}")])
+def test_a_missing_run_directory_is_a_usage_error_in_one_line(duvae, tmp_path, args):
+    """`duvae evaluate runs/nope` (and every command that takes a run) exits 2, as usage errors do."""
+    result = duvae(*(a.format(nope=tmp_path / "nope", tmp=tmp_path) for a in args))
+    assert result.code == 2, result.stderr
+    assert "nope: no such run directory" in result.stderr and len(result.stderr.strip().splitlines()) == 1

@@ -18,6 +18,7 @@ from duvae_cli.metrics import EvalOptions, evaluate_trained, score_examples
 from duvae_cli.metrics.store import PartialResults
 from duvae_cli.config.build import build_text_model
 from duvae_cli.config.resolve import TrainConfig
+from duvae_cli.runs.load import Trained
 
 
 
@@ -27,7 +28,7 @@ def toy_split(n: int, rng: np.random.Generator) -> SimpleNamespace:
     return SimpleNamespace(tokens=rng.integers(4, 20, offsets[-1]).astype(np.int32), offsets=offsets)
 
 
-def toy_trained(run_dir: Path, model: str = "du") -> SimpleNamespace:
+def toy_trained(run_dir: Path, model: str = "du") -> Trained:
     """What `load_trained` returns, built by hand: no training, no dataset file."""
     rng = np.random.default_rng(0)
     torch.manual_seed(0)
@@ -35,9 +36,9 @@ def toy_trained(run_dir: Path, model: str = "du") -> SimpleNamespace:
     dataset = SimpleNamespace(name="toy", kind="text", sha256="d" * 64, vocab=[f"w{i}" for i in range(20)],
                               splits={"valid": toy_split(23, rng), "test": toy_split(31, rng)})
     run_dir.mkdir(parents=True, exist_ok=True)
-    return SimpleNamespace(run_dir=run_dir, config=config, model=build_text_model(config, 20).eval(),
-                           dataset=dataset, checkpoint=run_dir / "checkpoints" / "best.pt",
-                           checkpoint_sha256="c" * 64)
+    return Trained(run_dir=run_dir, config=config, model=build_text_model(config, 20).eval(),
+                   dataset=dataset, checkpoint=run_dir / "checkpoints" / "best.safetensors",
+                   checkpoint_sha256="c" * 64)
 
 
 def read_csv(path: Path) -> list[dict]:

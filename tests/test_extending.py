@@ -58,7 +58,7 @@ def test_toy_regularizer_help_train_and_range(workspace):
     assert done.returncode == 0, done.stderr
     config = json.loads((workspace / "runs" / "toy" / "config.json").read_text())
     assert config["model"] == "toy" and config["toy_option"] == 0.3
-    assert (workspace / "runs" / "toy" / "checkpoints" / "best.pt").is_file()
+    assert (workspace / "runs" / "toy" / "checkpoints" / "best.safetensors").is_file()
 
     refused = _duvae(workspace, "train", "--model", "toy", "--toy-option", "1.5", *small, "--run-dir", "runs/no")
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1

@@ -155,40 +155,54 @@ def test_kill_and_ctrl_c_during_evaluate_keep_earlier_outputs(workspace, monkeyp
 
 
 def test_disk_full_names_the_file_and_keeps_the_previous_checkpoint(workspace, monkeypatch, capsys):
-    """ENOSPC simulated in torch.save: on the first checkpoint the run leaves nothing behind (no
-    dead end, runs/latest untouched); later, the previous last.pt stays intact."""
-    import torch
+    """ENOSPC simulated in the checkpoint's write: on the first checkpoint the run leaves nothing
+    behind (no dead end, runs/latest untouched); later, the previous last checkpoint stays intact."""
+    import errno
 
-    from duvae_cli.runs import checkpoint as run_module
+    from duvae_cli.runs import checkpoint as checkpoint_module
 
     monkeypatch.chdir(workspace)
     latest = os.readlink(workspace / "runs" / "latest") if (workspace / "runs" / "latest").is_symlink() else None
-    real, calls, kept = torch.save, [], {}
+    calls, kept = [], {}
+
+    class Full:
+        """A file whose writes fail as on a full disk."""
+
+        def __init__(self, handle):
+            self.handle = handle
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.handle.close()
+
+        def write(self, data):
+            last = workspace / "runs" / "full" / "checkpoints" / "last.safetensors"
+            kept["bytes"] = last.read_bytes() if last.exists() else None
+            raise OSError(errno.ENOSPC, "No space left on device")
 
     def full_disk_after(n):
-        def save(payload, path):
+        def fake_open(path, mode="r", *args, **kwargs):
+            handle = open(path, mode, *args, **kwargs)
             calls.append(path)
-            if len(calls) > n:
-                last = workspace / "runs" / "full" / "checkpoints" / "last.pt"
-                kept["bytes"] = last.read_bytes() if last.exists() else None
-                raise RuntimeError("[enforce fail at inline_container.cc:672] unexpected pos 64 vs 0")
-            real(payload, path)
-        return save
+            return Full(handle) if len(calls) > n else handle
+        return fake_open
 
-    monkeypatch.setattr(run_module.torch, "save", full_disk_after(0))
+    monkeypatch.setattr(checkpoint_module, "open", full_disk_after(0), raising=False)
     capsys.readouterr()
     assert cli(*TRAIN, "--run-dir", "runs/full") == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "runs/full/checkpoints/last.pt: cannot write (write failed, disk full?" in err[0], err
+    assert len(err) == 1 and "runs/full/checkpoints/last.safetensors: cannot write (No space left on device)" in err[0], err
     assert not (workspace / "runs" / "full").exists()
     assert (os.readlink(workspace / "runs" / "latest") if latest else None) == latest
 
     calls.clear()
-    monkeypatch.setattr(run_module.torch, "save", full_disk_after(5))
+    monkeypatch.setattr(checkpoint_module, "open", full_disk_after(5), raising=False)
     assert cli(*TRAIN, "--run-dir", "runs/full") == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "cannot write" in err[0] and "the previous file is intact" in err[0], err
-    assert kept["bytes"] == (workspace / "runs" / "full" / "checkpoints" / "last.pt").read_bytes()
+    assert kept["bytes"] == (workspace / "runs" / "full" / "checkpoints" / "last.safetensors").read_bytes()
     assert os.readlink(workspace / "runs" / "latest") == "full"  # it has a checkpoint
     assert not list((workspace / "runs" / "full" / "checkpoints").glob(".*tmp"))
 
@@ -253,7 +267,7 @@ def tree(folder: Path) -> dict[str, bytes]:
 BAD_VALUES = [  # (args, exit code, what the one line must say)
     (("train", "--set", "hidden_dim=1e20"), 2, "--set hidden_dim=1e20: expected an integer"),
     (("train", "--set", "hidden_dim=100000000000000000000"), 2,
-     "hidden_dim 100000000000000000000: must be in [1, 16384]"),
+     "--hidden-dim 100000000000000000000: must be in [1, 16384]"),
     (("train", "--seed", "1e20"), 2, "'--seed'"),
     (("train", "--seed", "100000000000000000000"), 2, "--seed 100000000000000000000: must be in [0, 4294967295]"),
     (("train", "--log-every", "0"), 2, "--log-every 0: must be in [1, 1000000000]"),
@@ -422,8 +436,10 @@ def test_a_moved_run_uses_the_same_data_under_data_root_and_refuses_other_data(w
     for args in (("evaluate", "runs/l", "--iw-samples", 2), ("classify", "runs/l"), ("generate", "runs/l", "--sample", 1),
                  encode):
         code, err = one_line(capsys, *args, "--data-root", "elsewhere", "--quiet")
+        text_notes = err[1:] if args is encode else []  # what encode read: a note on its unknown words
         assert code == 0 and err == [f"data: using {Path('elsewhere/lab/dataset.h5')} (same fingerprint as "
-                                     "recorded)"], (args, err)
+                                     "recorded)", *text_notes], (args, err)
+        assert all(line.startswith(f"{ws28 / 'lab.txt'}: ") for line in text_notes) and len(text_notes) <= 2
     shutil.rmtree(tmp_path / "data")
     shutil.move(tmp_path / "elsewhere", tmp_path / "data")  # ./data is searched without --data-root
     code, err = one_line(capsys, "evaluate", "runs/l", "--iw-samples", 2, "--quiet")
@@ -459,7 +475,7 @@ def test_evaluate_and_classify_out_write_there_with_the_lock_there(ws28, tmp_pat
     assert cli("evaluate", "runs/l", "--iw-samples", 2, "--batch-size", 4, "--out", out, "--quiet") == 0
     assert cli("classify", "runs/l", "--out", out, "--quiet") == 0
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == \
-        ["metrics.csv", "metrics.h5", "probe.csv"]
+        ["metrics.csv", "metrics.h5", "probe.csv", "probes"]  # the saved probes too (probe/saved.py)
     assert tree(run) == before  # the run directory is only read
 
 
@@ -561,7 +577,9 @@ def test_a_one_sentence_data_file_leaks_no_warning(ws28, monkeypatch, capsys):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         code, err = one_line(capsys, "evaluate", "runs/l", "--data", "one.txt", "--iw-samples", 2, "--quiet")
-    assert code == 0 and err == [] and [str(w.message) for w in caught] == []
+    assert code == 0 and [str(w.message) for w in caught] == []
+    assert err == ["one.txt: 1 sentence, 3 tokens, 0 unknown (0.00%); 0 longer than the longest training sentence "
+                   "(8 tokens; longest here 3)"]  # the input's note, which --quiet keeps
 
 
 def test_any_file_error_is_one_line_naming_the_file(monkeypatch, capsys):

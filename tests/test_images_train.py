@@ -78,7 +78,7 @@ def test_a_few_steps_lower_the_loss_at_the_small_size(model, toy_images):
 
 
 def test_resume_on_images_is_bit_exact(toy_images, tmp_path):
-    """Interrupted after step 5 (last.pt from step 4) and resumed: same weights and history, so the
+    """Interrupted after step 5 (the last checkpoint from step 4) and resumed: same weights and history, so the
     train binarisations drawn after the resume are the same pixels. 60 train images, 3 steps/epoch."""
     splits = toy_images.splits
     subset = SimpleNamespace(kind="image", sha256="toy", splits={
@@ -108,7 +108,7 @@ def test_plateau_counts_epochs_worse_than_the_reference(reference, decays, tmp_p
     state = LoopState(lr=config.lr)
     for epoch, loss in enumerate([10.0, 9.0, 9.5, 9.6, 9.4, 9.45]):
         state.epoch, state.best_loss = epoch, min(state.best_loss, loss)
-        _plateau(config, state, loss, model, optimizer, tmp_path / "best.pt", "cpu")
+        _plateau(config, state, loss, model, optimizer, tmp_path / "best.safetensors", "cpu")
     assert state.decays == decays and state.lr == pytest.approx(1e-3 * 0.5**decays)
 
 

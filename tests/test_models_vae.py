@@ -12,7 +12,7 @@ from duvae_cli.models.text import LSTMDecoder, LSTMEncoder, TextBatch
 
 
 VOCAB, LATENT = 11, 4
-NAMES = sorted(REGULARIZERS)
+NAMES = sorted(n for n, cls in REGULARIZERS.items() if "text" in cls.capabilities.data)  # text-capable
 
 
 def tiny_vae(name: str, seed: int = 0) -> VAE:

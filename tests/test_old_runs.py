@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from duvae_cli.data.store import SPECIALS, Built, SplitData, write_dataset
 from duvae_cli.config.resolve import TrainConfig
+from duvae_cli.runs.checkpoint import load_checkpoint, save_checkpoint
 from duvae_cli.runs.run import read_config
 
 OLD_CONFIG = Path(__file__).parent / "fixtures" / "config_v0.json"
@@ -56,9 +56,8 @@ def test_same_settings_write_the_old_config_and_old_runs_resume_and_report(duvae
     assert {k: new[k] for k in old if k not in changed} == {k: v for k, v in old.items() if k not in changed}
     assert new["precision"] in ("fp32", "bf16") and new["flow_width"] == 60
     (run / "config.json").write_text(OLD_CONFIG.read_text())  # the run as the old code left it:
-    for path in (run / "checkpoints").glob("*.pt"):  # its checkpoints stored the same config
-        payload = torch.load(path, weights_only=False)
-        torch.save({**payload, "config": old}, path)
+    for path in (run / "checkpoints").glob("*.safetensors"):  # its checkpoints stored the same config
+        save_checkpoint(path, {**load_checkpoint(path), "config": old})
 
     resumed = duvae("train", "--resume", run, "--epochs", "2", "--quiet", "--json")
     assert resumed.code == 0, resumed.stderr

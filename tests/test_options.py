@@ -168,3 +168,21 @@ def test_defaults_are_declared_once():
     written = [str(p) for p in package.rglob("*.py") if str(DEFAULT_SEED) in p.read_text()]
     assert [Path(p).relative_to(package).as_posix() for p in written] == ["options/shared.py"]
 
+
+
+def test_model_sizes_are_flags_of_train_and_set_still_sets_them(duvae, tmp_path):
+    """`--hidden-dim` and `--embed-dim` (issue 32) as `--set hidden_dim=...` always did."""
+    from toyruns import make_toy_data, toy_sets
+
+    pairs = toy_sets(make_toy_data(tmp_path / "data"))
+    sets = [a for value in pairs[1::2] if not value.startswith(("hidden_dim=", "embed_dim=")) for a in ("--set", value)]
+    flags = duvae("train", "--dataset", "toy", "--epochs", "1", *sets, "--hidden-dim", "12", "--embed-dim", "6",
+                  "--run-dir", tmp_path / "a", "-q")
+    assert flags.code == 0, flags.stderr
+    assert {k: json.loads((tmp_path / "a" / "config.json").read_text())[k] for k in ("hidden_dim", "embed_dim")} \
+        == {"hidden_dim": 12, "embed_dim": 6}
+    set_ = duvae("train", "--dataset", "toy", "--epochs", "1", *sets, "--set", "hidden_dim=10", "--set", "embed_dim=5",
+                 "--run-dir", tmp_path / "b", "-q")
+    assert set_.code == 0 and json.loads((tmp_path / "b" / "config.json").read_text())["hidden_dim"] == 10
+    bad = duvae("train", "--hidden-dim", "0", "--run-dir", tmp_path / "c")
+    assert bad.code == 2 and "--hidden-dim 0: must be in [1, 16384]" in bad.stderr

@@ -37,7 +37,7 @@ def _valid_and_test_only(folder: Path) -> Path:
 
 # Each case: (arguments given the source folder, text the error must contain, expected exit code).
 CASES = {
-    "missing file": (lambda d: ["text", "--train", d / "nope.txt"], ["nope.txt", "no such file"], 1),
+    "missing file": (lambda d: ["text", "--train", d / "nope.txt"], ["nope.txt", "no such file"], 2),
     "empty file": (lambda d: ["text", "--train", _text(d, "e.txt", b"\n  \n")], ["e.txt", "empty file"], 1),
     "not utf-8": (lambda d: ["text", "--train", _text(d, "b.txt", b"ok\nfine\nbad \xff byte\n")],
                   ["b.txt", "line 3", "not UTF-8"], 1),
@@ -83,7 +83,7 @@ CASES = {
                     ["images_background.zip", "not a readable zip"], 1),
     "no train file": (lambda d: ["ptb", "--source", _valid_and_test_only(d)],
                       ["no train file", "ptb.train.txt"], 1),
-    "missing source": (lambda d: ["ptb", "--source", d / "absent"], ["absent", "no such file"], 1),
+    "missing source": (lambda d: ["ptb", "--source", d / "absent"], ["absent", "no such file"], 2),
     "url not found": (lambda d: ["ptb", "--source", (d / "gone.txt").as_uri()], ["gone.txt", "download failed"], 1),
     "unknown dataset": (lambda d: ["imagenet"], ["'imagenet'", "synthetic, ptb"], 2),
     "bad split": (lambda d: ["text", "--train", _text(d, "t.txt", b"a\n"), "--split", "0.5,0.1"], ["--split"], 2),

@@ -80,5 +80,5 @@ def toy_run(tmp_path_factory) -> Path:
 def test_toy_run_is_a_complete_run_directory(toy_run):
     config = json.loads((toy_run / "config.json").read_text())
     assert config["model"] == "du" and config["latent_dim"] == 2
-    assert (toy_run / "checkpoints" / "best.pt").exists()
+    assert (toy_run / "checkpoints" / "best.safetensors").exists()
     assert len((toy_run / "history.csv").read_text().splitlines()) == 1 + 2

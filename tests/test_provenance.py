@@ -17,13 +17,13 @@ from pathlib import Path
 
 import h5py
 import pytest
-import torch
 
 from duvae_cli.prepare import synthetic
 from duvae_cli.prepare.options import PrepareOptions
 from duvae_cli.prepare.prepare import prepare_dataset
 from duvae_cli.io import sha256_file
 from duvae_cli.config.resolve import resolve_config
+from duvae_cli.runs.checkpoint import load_checkpoint, save_checkpoint
 from duvae_cli.train.session import start_run
 
 TINY = dict(embed_dim=8, hidden_dim=8, latent_dim=2, batch_size=16, eval_batch_size=48, warm_up=1.0,
@@ -93,9 +93,9 @@ def test_k10_and_k20_are_two_rows_and_training_on_makes_them_stale(duvae, run, t
 
 def test_best_numbers_are_stale_exactly_when_best_pt_changed(duvae, run):
     assert duvae("evaluate", run, "--iw-samples", 4, "--quiet").code == 0
-    before = sha256_file(run / "checkpoints" / "best.pt")
+    before = sha256_file(run / "checkpoints" / "best.safetensors")
     assert duvae("train", "--resume", run, "--epochs", "2", "--quiet").code == 0
-    changed = sha256_file(run / "checkpoints" / "best.pt") != before
+    changed = sha256_file(run / "checkpoints" / "best.safetensors") != before
     result = duvae("report", run, "--strict")
     assert result.code == (1 if changed else 0), result.stderr
 
@@ -106,7 +106,7 @@ def test_rows_carry_the_checkpoint_data_and_every_setting(duvae, run):
     assert duvae("classify", run, "--labels", 10, "--quiet").code == 0
     binding = json.loads((run / "binding.json").read_text())
     manifest = json.loads((run / "manifest.json").read_text())
-    sha = sha256_file(run / "checkpoints" / "best.pt")
+    sha = sha256_file(run / "checkpoints" / "best.safetensors")
     metrics = read_rows(run / "metrics.csv")
     assert {r["metric"]: r["value"] for r in metrics}["n_examples"] == "20"
     for row in metrics:
@@ -134,7 +134,7 @@ def _hand_run(root: Path, name: str, checkpoint: bytes = b"weights", seed: int =
     (run / "checkpoints").mkdir(parents=True)
     (run / "config.json").write_text(json.dumps({"dataset": "yelp", "model": "du", "gamma": 0.5, "p": 0.8,
                                                  "seed": seed}))
-    (run / "checkpoints" / "best.pt").write_bytes(checkpoint)
+    (run / "checkpoints" / "best.safetensors").write_bytes(checkpoint)
     return run
 
 
@@ -149,7 +149,7 @@ def test_other_settings_are_never_averaged_and_a_repeated_evaluation_counts_once
     from duvae_cli.tables import build_report
 
     a, b = _hand_run(tmp_path, "a"), _hand_run(tmp_path, "b", seed=2)
-    now = sha256_file(a / "checkpoints" / "best.pt")
+    now = sha256_file(a / "checkpoints" / "best.safetensors")
     _metrics_csv(a / "metrics.csv", [_row(a, 50, 2000, 100.0, "0" * 64), _row(a, 20, 200, 90.0, "0" * 64),
                                      _row(a, 50, 2000, 80.0, now)])  # K=50 again, on today's checkpoint
     _metrics_csv(b / "metrics.csv", [_row(b, 50, 2000, 84.0, now)])
@@ -170,7 +170,7 @@ def test_an_old_metrics_csv_is_read_and_its_unknown_settings_equal_nothing(tmp_p
     from duvae_cli.tables import build_report, format_table
 
     runs = [_hand_run(tmp_path, name, seed=i) for i, name in enumerate(("old1", "old2", "new"))]
-    now = sha256_file(runs[0] / "checkpoints" / "best.pt")
+    now = sha256_file(runs[0] / "checkpoints" / "best.safetensors")
     header = "run,dataset,model,split,metric,value,estimator,n_samples,seed,checkpoint,checkpoint_sha256\n"
     for run, value in zip(runs[:2], (100.0, 102.0)):
         (run / "metrics.csv").write_text(header + f"{run.name},yelp,du,test,iw_nll,{value},iw,50,783435,best,{now}\n")
@@ -193,7 +193,7 @@ def test_the_checkpoint_sha_cache_never_outlives_the_file(tmp_path, monkeypatch)
     from duvae_cli.tables import fresh
 
     run = _hand_run(tmp_path, "r", b"a" * 100)
-    path = run / "checkpoints" / "best.pt"
+    path = run / "checkpoints" / "best.safetensors"
     assert fresh.current_sha256(run, "best") == sha256_file(path)
     cache = json.loads((path.parent / fresh.CACHE).read_text())
     assert cache["best"]["sha256"] == sha256_file(path)
@@ -201,7 +201,7 @@ def test_the_checkpoint_sha_cache_never_outlives_the_file(tmp_path, monkeypatch)
     monkeypatch.setattr(fresh, "sha256_file", lambda p: calls.append(p) or sha256_file(p))
     assert fresh.current_sha256(run, "best") == sha256_file(path) and calls == []  # from the cache
     stat = path.stat()
-    replacement = path.with_name(".best.pt.tmp")
+    replacement = path.with_name(".best.safetensors.tmp")
     replacement.write_bytes(b"b" * 100)  # same size, same mtime: only the inode and ctime tell
     os.replace(replacement, path)
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
@@ -216,7 +216,7 @@ def test_grid_takes_each_runs_latest_evaluation_and_marks_stale_cells(tmp_path, 
     from duvae_cli.viz.grid import grid_values
 
     fresh_run, stale_run = _hand_run(tmp_path, "run-a"), _hand_run(tmp_path, "run-b", seed=2)
-    now = sha256_file(fresh_run / "checkpoints" / "best.pt")
+    now = sha256_file(fresh_run / "checkpoints" / "best.safetensors")
     _metrics_csv(fresh_run / "metrics.csv", [_row(fresh_run, 10, 48, 1.0, now, "mi"),
                                              _row(fresh_run, 20, 48, 3.0, now, "mi")])
     _metrics_csv(stale_run / "metrics.csv", [_row(stale_run, 20, 48, 5.0, "0" * 64, "mi")])
@@ -276,11 +276,11 @@ def test_fields_that_resume_may_change_are_not_compared(duvae, run):
 
 
 def test_a_checkpoint_with_nan_weights_is_refused(duvae, run, tmp_path):
-    path = run / "checkpoints" / "best.pt"
-    payload = torch.load(path, weights_only=False)
+    path = run / "checkpoints" / "best.safetensors"
+    payload = load_checkpoint(path)
     name = sorted(k for k, v in payload["model"].items() if v.is_floating_point())[3]
     payload["model"][name][...] = float("nan")
-    torch.save(payload, path)
+    save_checkpoint(path, payload)
     for args in (["evaluate", run, "--iw-samples", 2], ["encode", run, _data(run), "--out", tmp_path / "c.npy"]):
         result = duvae(*args)
         assert result.code == 1 and result.stderr.count("\n") == 1
@@ -310,7 +310,9 @@ def test_the_api_doc_block_runs_and_reports_freshness(duvae, run, capsys):
     import re
 
     doc = Path(__file__).resolve().parents[1] / "docs" / "api.md"
-    block = re.findall(r"```python\n(.*?)\n```", doc.read_text(encoding="utf-8"), flags=re.S)[2]
+    [block] = [b for b in re.findall(r"```python\n(.*?)\n```", doc.read_text(encoding="utf-8"), flags=re.S)
+               if "build_report(" in b]
+    block = re.sub(r"^RUNS = .*$", "", block, flags=re.M)  # the test's runs instead of the page's
     assert duvae("evaluate", run, "--checkpoint", "last", "--iw-samples", 3, "--quiet").code == 0
     exec(compile(block.replace('checkpoint="best"', 'checkpoint="last"'), str(doc), "exec"), {"RUNS": [run]})
     out = capsys.readouterr().out.splitlines()

@@ -161,5 +161,5 @@ def test_old_dead_end_run_dir_is_replaced_and_latest_needs_a_checkpoint(ws, monk
     (dead / "checkpoints").mkdir(parents=True)
     (dead / "config.json").write_text("{}")
     code, err = _run(capsys, *TRAIN, "--epochs", "1", "--run-dir", "runs/dead")
-    assert code == 0 and (dead / "checkpoints" / "last.pt").exists()
+    assert code == 0 and (dead / "checkpoints" / "last.safetensors").exists()
     assert os.readlink(ws / "runs" / "latest") == "dead"

@@ -166,7 +166,7 @@ def _fake_run(run: Path, best: bytes, rows: list[tuple]) -> None:
     (run / "checkpoints").mkdir(parents=True)
     (run / "replicate").mkdir()
     (run / "replicate" / "done").write_text("ok\n")
-    (run / "checkpoints" / "best.pt").write_bytes(best)
+    (run / "checkpoints" / "best.safetensors").write_bytes(best)
     (run / "config.json").write_text(json.dumps({"model": "du", "gamma": 0.5}))
     (run / "manifest.json").write_text(json.dumps({"git_sha": "abc123", "data_sha256": "old"}))
     (run / "binding.json").write_text(json.dumps({"dataset_sha256": "d" * 64, "splits": {"test": "t" * 64}}))

@@ -85,7 +85,7 @@ def test_a_2x2_sweep_runs_resumes_and_skips(tmp_path):
 
 
 def _interrupt_one_point(root: Path, data_root: Path, grid: list[str]) -> str:
-    """Start the first point's run in-process and stop it after step 2 (last.pt is from step 2)."""
+    """Start the first point's run in-process and stop it after step 2 (the last checkpoint is from step 2)."""
     from duvae_cli.sweep import SweepOptions, plan
     from duvae_cli.config.resolve import TrainConfig
     from duvae_cli.train.session import start_run
@@ -104,12 +104,12 @@ def test_a_rerun_for_more_epochs_reevaluates_each_point_on_its_current_best_chec
     args = ["--grid", "gamma=0.5", "--grid", "p=1,0.8", "--workers", "2", "--then", "evaluate --iw-samples 2 --device cpu"]
     names = ["gamma=0.5_p=1", "gamma=0.5_p=0.8"]
     _statuses(_sweep(root, data_root, *args))
-    before = {n: sha256_file(root / n / "checkpoints" / "best.pt") for n in names}
+    before = {n: sha256_file(root / n / "checkpoints" / "best.safetensors") for n in names}
     second = _sweep(root, data_root, *args, epochs=2, quiet=False)
     assert {p["name"]: p["ran"] for p in json.loads(second.stdout)["points"]} == {n: ["train", "evaluate"] for n in names}
     assert "1 of 2 done: " in second.stderr and "2 of 2 done: " in second.stderr
     for name in names:
-        best = sha256_file(root / name / "checkpoints" / "best.pt")
+        best = sha256_file(root / name / "checkpoints" / "best.safetensors")
         assert best != before[name]  # epoch 2 improved: the point has a new best checkpoint
         rows = list(csv.DictReader((root / name / "metrics.csv").open()))
         assert rows and {(r["checkpoint"], r["checkpoint_sha256"]) for r in rows} == {("best", best)}
@@ -132,7 +132,7 @@ def _point(tmp_path: Path, thens: tuple[str, ...]) -> PointSpec:
     (run_dir / "config.json").write_text(json.dumps(config))
     (run_dir / "manifest.json").write_text(json.dumps({"finished_utc": "2026-01-01T00:00:00Z"}))
     for name in ("best", "last"):
-        (run_dir / "checkpoints" / f"{name}.pt").write_bytes(f"{name} 1".encode())
+        (run_dir / "checkpoints" / f"{name}.safetensors").write_bytes(f"{name} 1".encode())
     return PointSpec("point", str(run_dir), "", config, thens=thens, log_path=str(tmp_path / "point.log"))
 
 
@@ -161,14 +161,14 @@ def test_then_steps_rerun_exactly_when_the_checkpoint_they_read_changed(tmp_path
     assert _drive(spec, rows=rows)["ran"] == ["evaluate", "classify"]  # the old record has no checkpoint: ran again
     assert _drive(spec, rows=rows)["ran"] == []
     first = checkpoint_sha(run_dir, "best")
-    (run_dir / "checkpoints" / "best.pt").write_bytes(b"best 2")  # e.g. trained on for more epochs
+    (run_dir / "checkpoints" / "best.safetensors").write_bytes(b"best 2")  # e.g. trained on for more epochs
     result = _drive(spec, rows=rows)
     assert result == {"name": "point", "status": "skipped", "error": None, "ran": ["evaluate"]}
     table = list(csv.DictReader((run_dir / "metrics.csv").open()))
     assert [r["checkpoint_sha256"] for r in table] == [checkpoint_sha(run_dir, "best")]
     assert [r["checkpoint_sha256"] for r in csv.DictReader((run_dir / "superseded" / "metrics.csv").open())] == [first]
 
-    (run_dir / "checkpoints" / "last.pt").write_bytes(b"last 2")
+    (run_dir / "checkpoints" / "last.safetensors").write_bytes(b"last 2")
     failed = _drive(spec, codes={"classify": 1})
     assert failed["status"] == "failed" and failed["error"].endswith(f"see {spec.log_path}")
     assert failed["error"].startswith("`duvae classify` exited 1")

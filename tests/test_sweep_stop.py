@@ -58,7 +58,7 @@ def test_a_signal_to_the_sweep_stops_every_worker_and_names_the_resume_command(t
     sessions = {driver.pid}  # start_new_session: the driver's session id is its pid, and each worker's
     try:
         sessions |= set(_wait_for(lambda: _workers(driver), 60, "two workers"))
-        _wait_for(lambda: all((root / n / "checkpoints" / "last.pt").exists() for n in names), 60, "checkpoints")
+        _wait_for(lambda: all((root / n / "checkpoints" / "last.safetensors").exists() for n in names), 60, "checkpoints")
         driver.send_signal(signum)
         _, stderr = driver.communicate(timeout=30)
         _wait_for(lambda: not _in_sessions(sessions), 10, "no sweep process left")
@@ -96,7 +96,7 @@ def test_a_failing_point_is_named_with_its_log_and_the_others_finish(tmp_path):
     (run_dir / "checkpoints").mkdir(parents=True)
     (run_dir / "config.json").write_text(json.dumps(broken.config))
     (run_dir / "manifest.json").write_text("{}")
-    (run_dir / "checkpoints" / "last.pt").write_bytes(b"not a checkpoint")
+    (run_dir / "checkpoints" / "last.safetensors").write_bytes(b"not a checkpoint")
     proc = subprocess.run([sys.executable, "-m", "duvae_cli", "sweep", "--dataset", "toy", "--epochs", "1",
                            *toy_sets(data_root), "--root", str(root), "--grid", "gamma=0.5", "--grid", "p=1,0.8",
                            "--workers", "2", "--then", "evaluate --iw-samples 2 --device cpu"],

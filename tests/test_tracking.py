@@ -6,6 +6,11 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
+import signal
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -153,3 +158,34 @@ def test_a_tracker_not_installed_is_one_line_exit_2(duvae, data_root, tmp_path, 
 def test_an_unknown_tracker_is_a_usage_error(duvae, data_root, tmp_path):
     result = duvae("train", "--dataset", "toy", *toy_sets(data_root), "--run-dir", tmp_path / "r", "--log", "wandb")
     assert result.code == 2 and "--log 'wandb': choose csv, tensorboard or mlflow" in result.stderr
+
+
+def test_a_run_killed_in_its_first_epoch_already_has_its_params_and_tags_in_mlflow(tmp_path, monkeypatch):
+    """Params and tags are logged before the first step, each write at once: a SIGKILL loses nothing."""
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3's file store, as the sink sets it
+    data, run, store = make_toy_data(tmp_path / "data", (20000, 24, 24)), tmp_path / "run", (tmp_path / "mlruns").as_uri()
+    proc = subprocess.Popen([sys.executable, "-m", "duvae_cli", "train", "--dataset", "toy", "--epochs", "2",
+                             *toy_sets(data), "--run-dir", run, "--log", "mlflow", "--gamma", "0.6"],
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "MLFLOW_TRACKING_URI": store})
+    watchdog = threading.Timer(120, proc.kill)
+    watchdog.start()
+    try:
+        progress = next(line for line in proc.stderr if line.startswith("epoch 1/2: "))  # in its first epoch
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait() == -signal.SIGKILL
+    finally:
+        watchdog.cancel()
+    assert "(100%)" not in progress and not (run / "history.csv").exists()  # killed before the epoch ended
+    run_id = json.loads((run / "tracking.json").read_text())["mlflow"]["run_id"]
+    found = MlflowClient(tracking_uri=store).get_run(run_id)
+    saved, manifest = json.loads((run / "config.json").read_text()), json.loads((run / "manifest.json").read_text())
+    assert found.data.params.keys() == saved.keys() and found.data.params["gamma"] == "0.6"
+    tags = found.data.tags
+    assert tags["duvae.version"] == manifest["duvae_version"]
+    assert tags["duvae.dataset_sha256"] == manifest["data_sha256"]
+    assert tags["duvae.split_sha256.train"] == manifest["data_binding"]["splits"]["train"]
+    assert tags.get("duvae.git_sha") == manifest["git_sha"] or manifest["git_sha"] is None
+    assert found.info.status == "RUNNING"  # nobody closed it: it was killed

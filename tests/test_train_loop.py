@@ -16,6 +16,7 @@ from duvae_cli.methods import REGULARIZERS
 from duvae_cli.config.resolve import resolve_config
 from duvae_cli.train.loop import Hooks, train
 from duvae_cli.train.schedule import kl_weight_at
+from duvae_cli.runs.checkpoint import load_checkpoint
 from duvae_cli.runs.run import new_run_dir
 
 
@@ -40,11 +41,11 @@ def _config(model: str, **overrides):
     return resolve_config("synthetic", model, {**base, **overrides})
 
 
-def _params(run_dir: Path, name: str = "last.pt") -> dict:
-    return torch.load(run_dir / "checkpoints" / name, weights_only=False)["model"]
+def _params(run_dir: Path, name: str = "last.safetensors") -> dict:
+    return load_checkpoint(run_dir / "checkpoints" / name)["model"]
 
 
-@pytest.mark.parametrize("model", sorted(REGULARIZERS))
+@pytest.mark.parametrize("model", sorted(n for n, cls in REGULARIZERS.items() if "text" in cls.capabilities.data))
 def test_thirty_steps_lower_the_loss(model, toy_dataset, tmp_path):
     config = _config(model, epochs=3, batch_size=64, warm_up=0.0, kl_start=1.0)  # 10 steps/epoch
     state = train(config, toy_dataset, new_run_dir(config, tmp_path))
@@ -68,7 +69,7 @@ def test_resume_is_bit_exact(model, toy_dataset, tmp_path):
 
     parts = new_run_dir(config, tmp_path / "b")
     with pytest.raises(Interrupt):
-        train(config, toy_dataset, parts, hooks=Hooks(reporter=StopAfter(17)))  # last.pt is from step 14
+        train(config, toy_dataset, parts, hooks=Hooks(reporter=StopAfter(17)))  # the last checkpoint is from step 14
     train(config, toy_dataset, parts, resume=True)
 
     assert_same_run(whole, parts)
@@ -78,7 +79,7 @@ def test_nan_guard_stops_with_one_line_and_keeps_checkpoint(toy_dataset, tmp_pat
     config = _config("vae", epochs=2)
     run_dir = new_run_dir(config, tmp_path)
     train(config, toy_dataset, run_dir)
-    before = (run_dir / "checkpoints" / "last.pt").read_bytes()
+    before = (run_dir / "checkpoints" / "last.safetensors").read_bytes()
 
     from duvae_cli.models.text import LSTMDecoder
 
@@ -88,7 +89,7 @@ def test_nan_guard_stops_with_one_line_and_keeps_checkpoint(toy_dataset, tmp_pat
         train(_config("vae", epochs=3), toy_dataset, run_dir, resume=True)
     message = str(error.value)
     assert "non-finite loss at step 41" in message and "rec nan" in message and "\n" not in message
-    assert (run_dir / "checkpoints" / "last.pt").read_bytes() == before
+    assert (run_dir / "checkpoints" / "last.safetensors").read_bytes() == before
 
 
 @pytest.mark.parametrize("scale", [1e-3, 1.0, 1e3])

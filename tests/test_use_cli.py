@@ -59,16 +59,71 @@ def test_encode_of_a_split_equals_classify_means_bit_for_bit_in_every_format(toy
     assert from_h5.code == 0 and np.array_equal(np.load(tmp_path / "d.npy")["mean"], rows["mean"])
 
 
-def test_unknown_words_are_counted_and_reported(toy_run, tmp_path, duvae):
+def test_unknown_words_are_counted_named_and_in_the_json(toy_run, tmp_path, duvae):
     path = tmp_path / "new.txt"
-    path.write_text("w1 w2 zebra\n\nw3 quagga okapi w4\n", encoding="utf-8")
-    result = duvae("encode", toy_run, path, "--out", tmp_path / "n.npy")
+    path.write_text("w1 w2 zebra\n\nw3 quagga zebra w4\n", encoding="utf-8")
+    result = duvae("encode", toy_run, path, "--out", tmp_path / "n.npy", "--quiet")  # notes show with -q
     assert result.code == 0, result.stderr
-    assert "7 tokens, 3 <unk> (42.86%)" in result.stderr
+    assert "7 tokens, 3 unknown (42.86%: 'zebra' 2, 'quagga' 1)" in result.stderr
+    assert "warning: " in result.stderr and "42.86% of the tokens are unknown" in result.stderr
     rows = np.load(tmp_path / "n.npy")
     assert rows["line"].tolist() == [1, 3]  # the empty line 2 is skipped, lines keep their numbers
     summary = json.loads(duvae("encode", toy_run, path, "--out", tmp_path / "n.h5", "--json", "-q").stdout)
     assert summary["n_unk"] == 3 and summary["n_tokens"] == 7
+    assert summary["familiarity"]["unknown_words"] == [{"word": "zebra", "count": 2}, {"word": "quagga", "count": 1}]
+    assert summary["familiarity"]["unknown_share"] == pytest.approx(3 / 7)
+
+
+def test_all_unknown_text_warns_with_the_share_and_max_unknown_refuses_it(toy_run, tmp_path, duvae):
+    oov = tmp_path / "oov.txt"
+    oov.write_text("zebra quagga okapi\ngnu zebra\n", encoding="utf-8")
+    warned = duvae("encode", toy_run, oov, "-q")
+    assert warned.code == 0 and "warning: " in warned.stderr
+    assert "100.00% of the tokens are unknown to the run's vocabulary (above 5%" in warned.stderr
+    below = duvae("encode", toy_run, oov, "--warn-unknown", "1", "-q")
+    assert below.code == 0 and "warning" not in below.stderr and "5 unknown (100.00%" in below.stderr
+    for command in (("encode", toy_run, oov), ("evaluate", toy_run, "--data", oov, "--iw-samples", "2"),
+                    ("generate", toy_run, "--reconstruct", oov)):
+        refused = duvae(*command, "--max-unknown", "0.5")
+        assert refused.code == 1 and refused.stdout == "", refused.stderr
+        assert refused.stderr.strip().splitlines() == [f"duvae: error: {oov}: 100.00% of the tokens are unknown "
+                                                      "to the run's vocabulary, above --max-unknown 0.5"]
+    assert not (tmp_path / "metrics.csv").exists() and duvae("encode", toy_run, oov, "--max-unknown", "2").code == 2
+
+
+def test_sentences_longer_than_any_in_training_are_reported_warned_and_refusable(toy_run, tmp_path, duvae):
+    longest = int(load_trained(toy_run).dataset.splits["train"].lengths.max())
+    path = tmp_path / "long.txt"
+    path.write_text("w4 w5\n" + " ".join(["w4"] * (5 * longest)) + "\n", encoding="utf-8")
+    result = duvae("evaluate", toy_run, "--data", path, "--iw-samples", "2", "--json", "-q")
+    assert result.code == 0, result.stderr
+    assert f"1 of 2 sentences (50.00%) are longer than any the run trained on ({longest} tokens; longest " \
+           f"here {5 * longest})" in result.stderr
+    report = json.loads(result.stdout)["familiarity"]
+    assert report["longest_training"] == longest and report["longer_than_training"] == 1
+    refused = duvae("encode", toy_run, path, "--max-longer", "0.25")
+    assert refused.code == 1 and "50.00% of the sentences are longer than the longest training sentence" \
+        in refused.stderr and str(path) in refused.stderr
+
+
+def test_the_api_warns_and_refuses_like_the_commands(toy_run):
+    import warnings
+
+    import duvae_cli
+    from duvae_cli.errors import DuvaeError
+    from duvae_cli.use.familiar import InputChecks, UnfamiliarInput
+
+    model = duvae_cli.load(toy_run, device="cpu")
+    with pytest.warns(UnfamiliarInput, match="66.67% of the tokens are unknown"):
+        model.encode(["w4 zebra quagga"])
+    assert model.last_input["unknown_words"][0] == {"word": "zebra", "count": 1}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.codes(["w4 w5 w6"])  # familiar text: no warning
+    assert model.last_input["unknown_tokens"] == 0
+    model.checks = InputChecks(max_unknown=0.5)
+    with pytest.raises(DuvaeError, match="above --max-unknown 0.5"):
+        model.reconstruct(["zebra quagga w4"])
 
 
 def test_evaluate_data_on_a_splits_own_sentences_gives_that_splits_numbers(toy_run, tmp_path, duvae):
@@ -125,7 +180,8 @@ def test_interpolation_endpoints_decode_from_the_endpoints_means(toy_run):
     assert t[0] == 0 and t[-1] == 1
     assert np.array_equal(path[0], codes[0]) and np.array_equal(path[-1], codes[1])
     means = model.encode([a, b]).mean
-    assert np.array_equal(codes.numpy(), means)  # no flow: the code is the posterior mean
+    assert isinstance(codes, np.ndarray) and codes.dtype == np.float32  # numpy, as encode's arrays
+    assert np.array_equal(codes, means)  # no flow: the code is the posterior mean
     sentences = model.interpolate(a, b, steps=5)
     assert sentences[0] == model.reconstruct([a])[0] and sentences[-1] == model.reconstruct([b])[0]
 
@@ -135,7 +191,7 @@ def test_interpolation_endpoints_decode_from_the_endpoints_means(toy_run):
     (("encode", "{run}", "{good}", "--out", "x.parquet"), 2, "--out x.parquet: the extension"),
     (("encode", "{run}", "{npz}"), 2, "image data, but the run was trained on text"),
     (("encode", "{run}", "{good}", "--split", "valid"), 2, "--split valid: only for a prepared dataset.h5"),
-    (("encode", "{run}", "missing.txt"), 1, "missing.txt: no such file"),
+    (("encode", "{run}", "missing.txt"), 2, "missing.txt: no such file"),
     (("classify", "{run}", "--data", "train={good}"), 2, "--data: missing valid=FILE, test=FILE"),
     (("classify", "{run}", "--data", "train={good}", "--data", "valid={good}", "--data", "test={good}"), 1,
      "no labels; the train data must be LABEL<TAB>sentence lines"),
@@ -179,3 +235,17 @@ def test_a_dataset_with_another_vocabulary_is_retokenized(toy_run, tmp_path):
     data = convert_split(other, other.splits["test"], trained.dataset, "o", "o.h5")
     run_vocab = trained.dataset.vocab
     assert data.split.tokens.tolist() == [run_vocab.index("w5"), 3, run_vocab.index("w4")] and data.n_unk == 1
+
+
+def test_an_export_without_its_data_compares_lengths_with_its_recorded_training_longest(toy_run, tmp_path, duvae,
+                                                                                         monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no data/ here: the export reads through its own vocabulary
+    longest = int(load_trained(toy_run).dataset.splits["train"].lengths.max())
+    assert duvae("export", toy_run, tmp_path / "exp", "-q").code == 0
+    block = json.loads((tmp_path / "exp" / "config.json").read_text())["duvae_export"]
+    assert block["longest_train_sentence"] == longest
+    (tmp_path / "long.txt").write_text(" ".join(["w4"] * (longest + 1)) + "\n")
+    result = duvae("encode", tmp_path / "exp", tmp_path / "long.txt", "--out", tmp_path / "l.npy", "-q")
+    assert result.code == 0, result.stderr
+    assert f"1 longer than the longest training sentence ({longest} tokens; longest here {longest + 1})" \
+        in result.stderr

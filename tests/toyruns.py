@@ -16,11 +16,10 @@ def _split(n: int, rng: np.random.Generator) -> SplitData:
     return SplitData({"tokens": rng.integers(4, 20, offsets[-1]).astype(np.int32), "offsets": offsets})
 
 
-def make_toy_data(root: Path) -> Path:
-    """48 train, 24 valid, 24 test sentences over 16 words; returns the data root."""
+def make_toy_data(root: Path, sizes: tuple[int, int, int] = (48, 24, 24)) -> Path:
+    """48 train, 24 valid, 24 test sentences (or `sizes`) over 16 words; returns the data root."""
     rng = np.random.default_rng(0)
-    built = Built(kind="text", splits={name: _split(n, rng) for name, n in (("train", 48), ("valid", 24),
-                                                                            ("test", 24))},
+    built = Built(kind="text", splits={name: _split(n, rng) for name, n in zip(("train", "valid", "test"), sizes)},
                   vocab=[*SPECIALS, *(f"w{i}" for i in range(16))], tokenizer="word")
     write_dataset(root / "toy" / "dataset.h5", "toy", built)
     return root

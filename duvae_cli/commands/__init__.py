@@ -29,7 +29,8 @@ COMMANDS: dict[str, Entry] = {
     "evaluate": Entry("evaluate", "evaluate", "IW-NLL, PPL, ELBO, KL, MI, AU, MPD and CE of a trained run; writes "
                       "metrics.h5 and metrics.csv."),
     "classify": Entry("evaluate", "classify", "Linear-probe accuracy of the posterior means per label budget "
-                      "(Omniglot: one probe per alphabet per --per-class K); writes probe.csv and metrics.h5."),
+                      "(Omniglot: one probe per alphabet per --per-class K); writes probe.csv and metrics.h5 and "
+                      "saves the probes; --predict applies one."),
     "visualize": Entry("figures", "visualize", "Figures (and text samples) drawn only from saved run artifacts; "
                        "prints the written paths."),
     "report": Entry("report", "report", "One row per model and evaluation settings (runs grouped by dataset, "
@@ -38,9 +39,14 @@ COMMANDS: dict[str, Entry] = {
     "sweep": Entry("sweep", "sweep", "Train a grid of runs (resumable: finished points are skipped, interrupted "
                    "ones resumed), then print the sweep's report and draw its Figure-2 grid."),
     "encode": Entry("use", "encode", "Posterior means and log-variances (and zT for flow runs) of new data, "
-                    "tokenized with the run's own vocabulary; reports the share of <unk> tokens on stderr."),
+                    "tokenized with the run's own vocabulary; reports the share of unknown words on stderr."),
     "generate": Entry("use", "generate", "Reconstructions (input beside output), prior samples or an "
                       "interpolation, as text on stdout (JSON lines with --json); image runs draw a PNG grid."),
+    "export": Entry("share", "export", "A self-contained, Hub-style folder of a run: model.safetensors, config.json, "
+                    "vocabulary, data fingerprints, metrics with their provenance and a README.md model card "
+                    "listing every file's sha256."),
+    "migrate": Entry("share", "migrate", "Convert a run's pickled checkpoints to safetensors with PyTorch's "
+                     "restricted unpickler (nothing in them is executed); its stored numbers stay current."),
     # one SLURM array task of a sweep (sweep/slurm.py): the job script calls it
     "sweep-task": Entry("sweep", "sweep_task", "One SLURM array task of a sweep: its point's commands (hidden: "
                         "the job script calls it).", hidden=True),

@@ -19,18 +19,18 @@ def decide_runtime(config: TrainConfig, data_kind: str) -> runtime.Runtime:
     """The runtime of a training run: its device and precision, `auto` resolved for this model and
     data (the methods' `capabilities.bf16`). A model whose methods do not run on this kind of data is
     a usage error here, before anything is written."""
-    problem = data_problem(config.model, config.flow, config.strategy, data_kind)
-    if problem:
-        raise UsageError(problem)
+    _check_data_kind(config, data_kind)
     parity = bf16_parity(config.model, config.flow, config.strategy, data_kind)
     return runtime.decide(config.device, config.precision, parity)
 
 
 def build_model(config: TrainConfig, dataset) -> VAE:
-    """LSTM encoder and decoder for a text dataset, ResNet + PixelCNN for an image dataset."""
+    """LSTM encoder and decoder for a text dataset, ResNet + PixelCNN for an image dataset; the decoder
+    is the regularizer's own where it has one (`Regularizer.decoder_for`)."""
     kind = getattr(dataset, "kind", "text")
     if kind != "image" and config.size != "paper":
         raise UsageError(f"--size {config.size}: sizes other than paper exist for image datasets only")
+    _check_data_kind(config, kind)  # also for a library caller that decided no runtime
     try:
         if kind == "image":
             return build_image_model(config)
@@ -42,13 +42,20 @@ def build_model(config: TrainConfig, dataset) -> VAE:
         raise DuvaeError(f"the model does not fit in memory ({sizes}; {str(exc).splitlines()[0][:80]})") from None
 
 
+def _check_data_kind(config: TrainConfig, data_kind: str) -> None:
+    problem = data_problem(config.model, config.flow, config.strategy, data_kind)
+    if problem:
+        raise UsageError(problem)
+
+
 def build_image_model(config: TrainConfig) -> VAE:
     regularizer = _regularizer(config)
     flow = _flow(config)
     # every image encoder gets the reference's init, BN-style ones included (enc_resnet_v2.py, enc_flow.py)
     encoder, decoder = build_image_networks(config.size, config.latent_dim, "reference",
                                             context_dim=flow.context_dim if flow is not None else 0)
-    return VAE(encoder, decoder, regularizer, flow)
+    own = regularizer.decoder_for(config, "image", 0)  # a method's own decoder (LIDVAE's injective one)
+    return VAE(encoder, decoder if own is None else own, regularizer, flow)
 
 
 def _regularizer(config: TrainConfig):
@@ -71,6 +78,8 @@ def build_text_model(config: TrainConfig, vocab_size: int) -> VAE:
     init = "flow" if flow is not None else "default" if regularizer.uses_batch_norm else "reference"
     encoder = LSTMEncoder(vocab_size, config.embed_dim, config.hidden_dim, config.latent_dim, init=init,
                           context_dim=flow.context_dim if flow is not None else 0)
-    decoder = LSTMDecoder(vocab_size, config.embed_dim, config.hidden_dim, config.latent_dim,
-                          config.dropout_in, config.dropout_out)
+    decoder = regularizer.decoder_for(config, "text", vocab_size)  # a method's own decoder, or None
+    if decoder is None:
+        decoder = LSTMDecoder(vocab_size, config.embed_dim, config.hidden_dim, config.latent_dim,
+                              config.dropout_in, config.dropout_out)
     return VAE(encoder, decoder, regularizer, flow)

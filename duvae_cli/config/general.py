@@ -2,7 +2,7 @@
 per-dataset presets (the paper's settings, reference-spec §2.1, §3.2).
 
 Adding a general field is one `Option` line here (plus a `DATASET_PRESETS` entry if a dataset needs
-another value). The method options live with their methods (models/*.py, methods/ (standard.py, aggressive.py, savi.py)).
+another value). The method options live with their methods (duvae_cli/methods/, one file each).
 """
 
 from __future__ import annotations
@@ -18,9 +18,8 @@ GENERAL: tuple[Option, ...] = (
     Option("dataset", str, "synthetic", "Prepared dataset name (data/NAME/dataset.h5)."),
     Option("model", str, "du", "Regularizer: {models}; an IAF posterior with any of them: --flow iaf."),
     # architecture (text: LSTM sizes; encoder and decoder share hidden_dim)
-    Option("embed_dim", int, 512, "Word embedding size (text).", range=SIZE, flag=False),
-    Option("hidden_dim", int, 1024, "LSTM hidden size of encoder and decoder (text).", range=SIZE,
-           flag=False),
+    Option("embed_dim", int, 512, "Word embedding size (text).", range=SIZE),
+    Option("hidden_dim", int, 1024, "LSTM hidden size of encoder and decoder (text).", range=SIZE),
     Option("latent_dim", int, 32, "Latent dimensions.", range="[1, 4096]"),
     Option("dropout_in", float, 0.5, "Decoder dropout on the input embeddings (text).", range="[0, 1)",
            flag=False),
@@ -38,6 +37,13 @@ GENERAL: tuple[Option, ...] = (
     Option("clip", float, 5.0, "Maximum global gradient norm.", range="> 0", flag=False),
     Option("kl_start", float, 0.0, "Initial KL weight.", range="[0, 1]"),
     Option("warm_up", float, 10.0, "Epochs for the KL weight to reach 1.", range=">= 0"),
+    Option("anneal", str, "linear", "KL-weight schedule: linear (kl_start to 1 over --warm-up epochs, "
+           "then 1) or cyclical (Fu et al. 2019: --cycles rises from kl_start to 1, each over the first "
+           "--cycle-ratio of its cycle).", choices=("linear", "cyclical")),
+    Option("cycles", int, 4, "Cycles M of the cyclical schedule over the run's planned steps.",
+           range="[1, 100000]"),
+    Option("cycle_ratio", float, 0.5, "Fraction R of each cycle over which the cyclical KL weight rises.",
+           range="(0, 1]"),
     Option("patience", int, 5, "Epochs without improvement before the lr is halved.", range=">= 1",
            flag=False),
     Option("decay_from_epoch", int, 15, "Plateau halving only once this many epochs are done before "
@@ -47,12 +53,14 @@ GENERAL: tuple[Option, ...] = (
            "so far (images).", choices=("last", "best"), flag=False),
     Option("lr_decay", float, 0.5, "Factor of the lr at each plateau.", range="(0, 1)", flag=False),
     Option("max_decays", int, 5, "Training stops after this many lr decays.", range=">= 1", flag=False),
+    Option("train_examples", int, 0, "Train on the first N examples of the train split (0: all).",
+           range="[0, 1000000000]"),
     Option("strategy", str, "standard", "How a batch updates the model: {strategies}; composes with "
            "any --model."),
     # bookkeeping
     SEED.but(help="Random seed (recorded)."),
     Option("device", str, "auto", "auto, cpu, cuda or cuda:N."),
-    Option("checkpoint_every", int, 0, "Also save last.pt every N steps (0: only at epoch ends).",
+    Option("checkpoint_every", int, 0, "Also save the last checkpoint every N steps (0: only at epoch ends).",
            range="[0, 1000000000]"),
     Option("precision", str, "auto", "auto (bf16 where the device has native bf16 matrix units and "
            "the model's bf16 parity is measured, else fp32), fp32, bf16 (autocast) or fp16 (CUDA).",

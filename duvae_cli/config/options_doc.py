@@ -39,6 +39,7 @@ def training_markdown(table: Declared | None = None) -> str:
             if method.base:
                 options = f"those of `{method.base}`, under `--flow iaf`"
             presets = "; ".join(f"{scope}: " + ", ".join(f"{k} {v}" for k, v in values.items())
+                                + (f" ({values.source})" if getattr(values, "source", "") else "")
                                 for scope, values in method.presets.items()) or "—"
             lines.append(f"| `{method.name}` | {method.help} | {options} | {presets} |")
     lines += ["", "## Method options", "", "| field | flag | type | allowed | default | help |",

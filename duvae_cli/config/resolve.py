@@ -18,7 +18,7 @@ from pathlib import Path
 from duvae_cli.config.declared import Declared, declared
 from duvae_cli.config.general import DATASET_PRESETS
 from duvae_cli.errors import DuvaeError, UsageError
-from duvae_cli.methods import STRATEGIES
+from duvae_cli.methods import REGULARIZERS, STRATEGIES
 from duvae_cli.options import Option, either
 
 
@@ -123,6 +123,7 @@ def resolve_config(dataset: str | None = None, model: str | None = None, flags: 
     values = preset_values(table, dataset, model, explicit)
     values.update(explicit)
     values.update(dataset=dataset, model=model)
+    check_schedule_flags(flags or {}, values.get("anneal", table.options["anneal"].default))
     config = TrainConfig(**values)
     validate(config)
     return config
@@ -148,6 +149,19 @@ def preset_values(table: Declared, dataset: str, model: str, explicit: dict) -> 
             values.update({o.name: o.default for o in method.options if not o.always})
             _apply_presets(values, method, dataset)
     return values
+
+
+def check_schedule_flags(flags: dict, anneal: str) -> None:
+    """Flags that the chosen KL schedule would ignore are usage errors: `--warm-up` belongs to the
+    linear schedule, `--cycles` and `--cycle-ratio` to the cyclical one (values from presets, `--set`
+    and `--config` are not refused: a run's config.json holds every field)."""
+    given = {name for name, value in flags.items() if value is not None}
+    if anneal == "cyclical" and "warm_up" in given:
+        raise UsageError("--warm-up: the cyclical schedule does not use it (each cycle's rise is "
+                         "--cycle-ratio of the cycle); drop --warm-up or use --anneal linear")
+    ignored = sorted(given & {"cycles", "cycle_ratio"})
+    if anneal == "linear" and ignored:
+        raise UsageError(f"--{ignored[0].replace('_', '-')}: only the cyclical schedule uses it; add --anneal cyclical")
 
 
 def _apply_presets(values: dict, method, dataset: str) -> None:
@@ -181,7 +195,9 @@ def _cross_checks(c: TrainConfig, table: Declared) -> list[tuple[bool, str]]:
     flows = ["none", *table.names("flow")]
     alias = table.method("model", c.model)
     strategy = STRATEGIES.get(c.strategy)
+    method = REGULARIZERS.get(regularizer_name(c.model))  # the model's own limits, like the strategy's
     return [
+        (method is None or method.check(c) is None, method and method.check(c)),
         (c.flow in flows, f"--flow {c.flow!r}: choose {either(flows)}"),
         (not alias.base or c.flow != "none",
          f"--model {c.model} is {alias.base} with an IAF posterior; --flow {c.flow} contradicts it "

@@ -81,14 +81,19 @@ def write(run_dir: Path, dataset, binding: dict | None = None) -> dict:
     from duvae_cli.io import atomic_write_text
 
     binding = binding or describe(dataset)
-    stored = dict(binding)
+    atomic_write_text(Path(run_dir) / FILENAME, json.dumps(stored(dataset, binding), indent=1, sort_keys=True) + "\n")
+    return binding
+
+
+def stored(dataset, binding: dict | None = None) -> dict:
+    """What RUN/binding.json holds: the binding plus the vocabulary (or the sentencepiece model)."""
+    out = dict(binding or describe(dataset))
     if dataset.kind == "text":
-        stored["vocab"] = list(dataset.vocab)
+        out["vocab"] = list(dataset.vocab)
         model = getattr(dataset, "sentencepiece_model", None)
         if model is not None:
-            stored["sentencepiece_model_b64"] = base64.b64encode(model).decode("ascii")
-    atomic_write_text(Path(run_dir) / FILENAME, json.dumps(stored, indent=1, sort_keys=True) + "\n")
-    return binding
+            out["sentencepiece_model_b64"] = base64.b64encode(model).decode("ascii")
+    return out
 
 
 def read(run_dir: Path) -> dict | None:

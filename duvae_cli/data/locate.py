@@ -46,8 +46,8 @@ def run_dataset(run_dir: Path, recorded: str | Path | None, name: str, roots: li
         if not difference:
             return dataset, f"data: using {candidate} (same fingerprint as recorded)"
         looked.append(f"{candidate} ({difference})")
-    raise DuvaeError(f"run {run_dir}: its dataset {recorded} is gone and no other file holds the same data: "
-                     f"{', '.join(looked)}; {hint.format(name=name)}")
+    gone = f"its dataset {recorded} is gone and no other file" if recorded else "no file"  # an export records none
+    raise DuvaeError(f"run {run_dir}: {gone} holds the same data: {', '.join(looked)}; {hint.format(name=name)}")
 
 
 def _recorded_identity(run_dir: Path) -> dict:

@@ -7,11 +7,13 @@ file as it is on disk. Errors name the file and the line and are raised before a
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from duvae_cli.errors import DuvaeError
+from duvae_cli.errors import DuvaeError, UsageError
 
+STDIN = "-"  # a SourceFile at this path reads standard input
 LABEL_MODES = ("auto", "required", "none")
 MAX_LABEL = 100_000  # a larger class id is a typo or a foreign column (classify allocates per class)
 _INT = re.compile(r"^-?\d+$")
@@ -60,9 +62,9 @@ def read_lines(file: SourceFile, mode: str = "auto") -> Lines:
 def decode_lines(file: SourceFile) -> list[str]:
     """The file's lines as text (no line ends); unreadable or non-UTF-8 bytes are a named error."""
     try:
-        raw = file.path.read_bytes()
+        raw = sys.stdin.buffer.read() if str(file.path) == STDIN else file.path.read_bytes()
     except FileNotFoundError:
-        raise DuvaeError(f"{file.shown}: no such file") from None
+        raise UsageError(f"{file.shown}: no such file") from None  # named on the command line: exit 2
     except OSError as exc:
         raise DuvaeError(f"{file.shown}: cannot read ({exc.strerror})") from None
     try:

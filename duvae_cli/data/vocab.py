@@ -35,6 +35,11 @@ class WordTokenizer:
         get = self.lookup.get
         return [get(word, UNK_ID) for word in text.split()]
 
+    def unknown(self, text: str) -> list[str]:
+        """The words of `text` read as <unk> (outside the vocabulary, or reserved)."""
+        get = self.lookup.get
+        return [word for word in text.split() if get(word, UNK_ID) == UNK_ID]
+
 
 def build_word_vocab(train_texts: Iterable[str], vocab_size: int | None = None, min_freq: int = 1,
                      unk_aliases: Iterable[str] = ()) -> list[str]:
@@ -106,6 +111,10 @@ class SentencePieceTokenizer:
             else:
                 run.append(word)
         return ids
+
+    def unknown(self, text: str) -> list[str]:
+        """The words of `text` with an <unk> piece (a character the model never saw, or a reserved word)."""
+        return [word for word in text.split() if UNK_ID in self.encode(word)]
 
     @classmethod
     def train(cls, train_texts: Sequence[str], vocab_size: int,

@@ -7,11 +7,11 @@ this package, found and registered when the package is imported (registry.py; do
 
 from duvae_cli.methods.registry import (
     FLOW_MODELS, FLOWS, NO_FLOW, REGULARIZERS, STRATEGIES, Capabilities, Method, Preset, bf16_parity,
-    build_flow, build_regularizer, build_strategy, data_problem, discover, registered,
+    build_flow, build_regularizer, build_strategy, data_problem, discover, registered, single_process_parts,
 )
 
 discover()
 
 __all__ = ["FLOW_MODELS", "FLOWS", "NO_FLOW", "REGULARIZERS", "STRATEGIES", "Capabilities", "Method", "Preset",
            "bf16_parity", "build_flow", "build_regularizer", "build_strategy", "data_problem", "discover",
-           "registered"]
+           "registered", "single_process_parts"]

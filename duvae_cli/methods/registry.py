@@ -233,6 +233,13 @@ def data_problem(model: str, flow: str, strategy: str, data_kind: str) -> str | 
     return None
 
 
+def single_process_parts(model: str, flow: str, strategy: str) -> list[tuple[str, str]]:
+    """(flag, name) of every part of a model (regularizer, flow, strategy) that may not train under
+    torchrun (`capabilities.multi_process` False)."""
+    return [(flag, name) for flag, name, cls in _parts(model, flow, strategy)
+            if not getattr(cls, "capabilities", Capabilities()).multi_process]
+
+
 def build_strategy(config, model, optimizer, train_data, runner=None, precision=None):
     """The `--strategy` of `config`, around the model, its optimizer and the training batches."""
     discover()

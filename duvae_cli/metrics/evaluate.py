@@ -21,7 +21,7 @@ from duvae_cli.metrics.passes import encoded_batches, put
 from duvae_cli.metrics.scoring import make_scorer
 from duvae_cli.models.gaussian import draw, kl_standard_normal
 from duvae_cli.options import SEED, Option, options_dataclass, parse_size
-from duvae_cli.progress import SILENT
+from duvae_cli.progress import SILENT, skip
 
 MI_ESTIMATORS = ("whole", "batch")
 IW_SAMPLES = 500  # K of the paper's IW-NLL (reference-spec §5)
@@ -115,14 +115,14 @@ def _score_all(model, examples, options, reporter, partial, subset=None) -> dict
     description = f"IW-NLL (K={options.iw_samples})"
     try:
         with reporter.task(description, total=len(pending) + int(done.sum())) as task:
-            task.advance(int(done.sum()))
+            skip(task, int(done.sum()))  # kept from an interrupted evaluation: not in the rate
             for indices, batch, posterior in encoded_batches(model, examples, options.batch_size, among=pending):
                 part = _score_batch(model, scorer, examples, indices, batch, posterior, options, max_rows)
                 put(results, part["index"], _rows(part), len(examples))
                 done[part["index"]] = True
                 if partial is not None:
                     partial.add(part)
-                task.advance(len(indices), iw_nll=float(results["iw_nll"][done].mean()))
+                task.advance(len(indices))  # no running mean: examples come in length order, it is no result
     finally:  # also on Ctrl-C: every finished example is kept for the next run
         if partial is not None:
             partial.flush()

@@ -7,7 +7,7 @@ Writes `metrics.h5` (per-example values, posterior parameters, per-dimension dia
 of `metrics.csv` in the run directory (store.py), resuming from `metrics.partial/` if an earlier
 evaluation with the same split, checkpoint, data, seed and K was interrupted. With `out` (`--out DIR`)
 all of these, and the evaluation's lock, are in DIR instead: a run on a read-only file system is
-evaluated that way (io.results_dir refuses a read-only run without it, before any work).
+evaluated that way (runs/layout.py results_dir refuses a read-only run without it, before any work).
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from duvae_cli import __version__, locking
 from duvae_cli.data import binding
 from duvae_cli.errors import DuvaeError, UsageError
 from duvae_cli.interrupt import Interrupted
-from duvae_cli.io import results_dir
 from duvae_cli.methods import STRATEGIES
 from duvae_cli.metrics.evaluate import (EvalOptions, ExampleSubset, estimators, examples_for, score_examples,
                                         summarise)
@@ -32,6 +31,7 @@ from duvae_cli.metrics.names import ORDER
 from duvae_cli.metrics.sharding import score_sharded
 from duvae_cli.metrics.store import PartialResults, update_metrics_csv, write_metrics_h5
 from duvae_cli.progress import SILENT, note
+from duvae_cli.runs.layout import results_dir
 from duvae_cli.runtime.distributed import world
 
 EVAL_PRECISION = "fp32"  # evaluation never uses bf16 or TF32 (docs/metrics.md)
@@ -141,7 +141,7 @@ def _score_locked(trained, where: Path, examples, options: EvalOptions, reporter
 def _identity(trained, split: str, options: EvalOptions) -> dict:
     config = trained.config
     return {"run": Path(trained.run_dir).name, "dataset": config.dataset, "model": config.model,
-            "split": split, "checkpoint": Path(trained.checkpoint).stem,
+            "split": split, "checkpoint": trained.checkpoint_name,
             "checkpoint_sha256": trained.checkpoint_sha256,
             "dataset_sha256": getattr(trained.dataset, "sha256", ""),
             "split_sha256": binding.fingerprint_of(trained.dataset, split),  # which data every number is of

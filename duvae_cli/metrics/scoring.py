@@ -17,7 +17,8 @@ For the LSTM decoder in eval mode, `LSTMScorer` computes exactly what `LSTMDecod
   sentence and padding costs nothing.
 
 Any other decoder (or one in training mode) goes through its own `log_prob` (`GenericScorer`), with
-the decoder's own `chunk_bytes(rows)` memory estimate where it has one (the PixelCNN does).
+the decoder's own `chunk_bytes(rows)` memory estimate per row and predicted position where it has
+one (the PixelCNN's and LIDVAE's decoders do).
 """
 
 from __future__ import annotations
@@ -52,8 +53,8 @@ class GenericScorer:
         return self.decoder.log_prob(batch, z)
 
     def chunk_bytes(self, batch, rows: int, examples: int) -> int:
-        if hasattr(self.decoder, "chunk_bytes"):  # the decoder's own estimate (PixelCNNDecoder)
-            return self.decoder.chunk_bytes(rows)
+        if hasattr(self.decoder, "chunk_bytes"):  # the decoder's own estimate per row and predicted
+            return self.decoder.chunk_bytes(rows) * _max_steps(batch)  # position (images: 1 "step")
         # per row and step: logits, their log-softmax and a transposed copy (3 V), LSTM state (10 H)
         steps = _max_steps(batch)
         return rows * steps * (3 * self.vocab_size + 10 * self.hidden_dim) * FLOAT_BYTES

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import fcntl
 import hashlib
 import json
 import shutil
@@ -29,6 +28,7 @@ import numpy as np
 
 from duvae_cli.errors import DuvaeError
 from duvae_cli.io import atomic_h5, atomic_path, atomic_write_text, write_error
+from duvae_cli.locking import locked_for_update
 
 # design.md §4's tidy columns, then what made each number (docs/metrics.md): the checkpoint and its
 # sha256, the split's fingerprint (data/binding.py) and the dataset file's sha256, the number of
@@ -39,22 +39,6 @@ CSV_COLUMNS = ("run", "dataset", "model", "split", "metric", "value", "estimator
                "au_threshold", "precision", "note")
 PART_FIELDS = ("index", "iw_nll", "rec", "kl", "elbo", "n_tokens", "mean", "logvar", "z_sample")
 CSV_KEY = ("run", "split", "checkpoint_sha256", "seed", "n_samples", "examples", "metric", "estimator")
-
-
-@contextlib.contextmanager
-def locked_for_update(path: Path):
-    """An exclusive advisory lock on `<path>.lock` for a read-modify-write of `path`."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(path.with_name(f".{path.name}.lock"), "w")
-    except OSError as exc:  # a read-only or full file system: name the file we meant to write
-        raise write_error(path, exc) from None
-    with handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def update_metrics_csv(path: Path, rows: list[dict]) -> None:

@@ -143,7 +143,8 @@ class PixelCNNDecoder(nn.Module):
         if len(kernels) < 3:
             raise ValueError(f"the PixelCNN needs at least 3 blocks (skips start at block 3), got {len(kernels)}")
         self.channels, self.image_size, self.latent_maps = channels, image_size, latent_maps
-        self.project = nn.Linear(latent_dim, latent_maps * image_size * image_size)
+        # latent_maps = 0: a PixelCNN that does not see z (LIDVAE adds z to its logits instead, injective.py)
+        self.project = nn.Linear(latent_dim, latent_maps * image_size * image_size) if latent_maps else None
         self.first = conv_bn(MaskedConv2d(1 + latent_maps, channels, kernels[0], include_centre=False,
                                           masked_channels=1), channels)  # mask A, pixel channel only
         self.blocks = nn.ModuleList(MaskedResidualBlock(channels, k) for k in kernels[1:])
@@ -156,8 +157,9 @@ class PixelCNNDecoder(nn.Module):
         """Block convs N(0, sqrt(2 / (k^2 out))), BN 1/0, latent Linear Xavier-uniform with bias 0;
         the head's two 1x1 convs keep PyTorch's defaults."""
         conv_reference_init(self, skip=set(self.head.modules()))
-        nn.init.xavier_uniform_(self.project.weight)
-        nn.init.zeros_(self.project.bias)
+        if self.project is not None:
+            nn.init.xavier_uniform_(self.project.weight)
+            nn.init.zeros_(self.project.bias)
 
     def logits(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """x (N, 1, h, W) = the top h <= H rows, z (N, D) -> logits (N, 1, h, W). Only the first
@@ -165,7 +167,11 @@ class PixelCNNDecoder(nn.Module):
         rows above h - k0 // 2 are exact."""
         side = self.image_size
         maps = self.project(z).view(-1, self.latent_maps, side, side)[:, :, : x.shape[2]]
-        features = self.first(torch.cat([x, maps], dim=1))  # (N, C, h, W), the output of block 0
+        return self.trunk(torch.cat([x, maps], dim=1))
+
+    def trunk(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The masked network: inputs (N, 1 + latent_maps, h, W), pixels first -> logits (N, 1, h, W)."""
+        features = self.first(inputs)  # (N, C, h, W), the output of block 0
         outputs = [features]  # block outputs whose skip is still to come (the last 3)
         for i, block in enumerate(self.blocks, start=1):
             if i >= 3:

@@ -6,8 +6,13 @@ A regularizer has two hooks, and the VAE calls them in one place (`vae.py`):
 - `kl_term(kl, mean, logvar)` turns the per-dimension KL (B, D) into the per-example KL term of the
   loss (beta, free bits); the default is the plain sum.
 
-`after_step()` runs after every optimizer step (DU rescales its BN scales there). The regularizers
-themselves are methods, one file each in duvae_cli/methods/ (docs/extending.md).
+`after_step()` runs after every optimizer step (DU rescales its BN scales there).
+
+Methods that change more than the posterior use three more hooks, neutral here:
+`decoder_for(config, kind, vocab_size)` picks another decoder (LIDVAE; config/build.py),
+`extra_loss(vae, x, posterior, kl_weight)` adds a training-only term (CR-VAE; vae.py) and the
+classmethod `check(config)` refuses a config the method cannot run (config/resolve.py). The
+regularizers themselves are methods, one file each in duvae_cli/methods/ (docs/extending.md).
 """
 
 from __future__ import annotations
@@ -25,6 +30,20 @@ class Regularizer(nn.Module):
     uses_batch_norm = False  # text encoders of BN-style models keep PyTorch's default initialisation
     options: tuple[Option, ...] = ()  # constructor keyword arguments, one config field each
     presets: dict[str, dict] = {}  # dataset (or "*": every dataset) -> Preset (methods/registry.py)
+
+    @classmethod
+    def check(cls, config) -> str | None:
+        """Why `config` cannot run with this method (one line), or None."""
+        return None
+
+    def decoder_for(self, config, kind: str, vocab_size: int) -> nn.Module | None:
+        """The decoder this method needs on `kind` ("text", "image") data; None: the default one."""
+        return None
+
+    def extra_loss(self, vae, x, posterior, kl_weight: float) -> torch.Tensor | None:
+        """A training-only term per example (B,), whose batch mean `VAE.forward` adds to the loss;
+        None: nothing to add."""
+        return None
 
     def posterior(self, mean: torch.Tensor, logvar: torch.Tensor, kl_weight: float):
         return mean, logvar

@@ -26,7 +26,7 @@ from duvae_cli.models.regularizer import Regularizer
 
 @dataclass
 class VAEOutput:
-    loss: torch.Tensor  # () batch mean of rec + kl_weight * kl_term
+    loss: torch.Tensor  # () batch mean of rec + kl_weight * kl_term (+ the regularizer's extra_loss)
     rec: torch.Tensor  # (B,) -log p(x|z), nats
     kl: torch.Tensor  # (B,) KL(q(z|x) || p(z)), nats
     kl_term: torch.Tensor  # (B,) the KL as the regularizer puts it in the loss
@@ -85,8 +85,15 @@ class VAE(nn.Module):
 
     def forward(self, x, kl_weight: float = 1.0, eps: torch.Tensor | None = None) -> VAEOutput:
         """The training loss of batch `x`; `eps` (B, D) as in `elbo` (data-parallel training passes
-        its shard of the global batch's noise, train/parallel.py)."""
-        return self.elbo(x, self.encode(x, kl_weight), kl_weight, eps)
+        its shard of the global batch's noise, train/parallel.py). In training only, the batch mean
+        of the regularizer's `extra_loss` (CR-VAE's consistency term), if it has one, is added."""
+        posterior = self.encode(x, kl_weight)
+        out = self.elbo(x, posterior, kl_weight, eps)
+        if self.training:
+            extra = self.regularizer.extra_loss(self, x, posterior, kl_weight)
+            if extra is not None:
+                out.loss = out.loss + extra.mean()
+        return out
 
     def elbo(self, x, posterior: Posterior, kl_weight: float = 1.0,
              eps: torch.Tensor | None = None) -> VAEOutput:

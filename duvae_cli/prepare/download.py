@@ -48,7 +48,7 @@ def resolve_source(spec, source: str | None, workdir: Path, reporter: Reporter) 
     if source is not None:
         path = Path(source).expanduser()
         if not path.exists():
-            raise DuvaeError(f"{source}: no such file or folder")
+            raise UsageError(f"{source}: no such file or folder")
         return path, f"read from {source}"
     root = local_raw_root()
     if spec.local_folder and root is not None and (root / spec.local_folder).is_dir():

@@ -206,7 +206,7 @@ def classify_alphabets(run_dir: Path, options: AlphabetOptions = AlphabetOptions
     test_pool = Pool(test_x, test.alphabet, test.character, np.zeros(len(test), dtype=np.int64))
     names = json.loads(dataset.attrs.get("alphabets", "[]"))
     result = AlphabetResult(trained.run_dir, trained.config.dataset, trained.config.model,
-                            trained.checkpoint.stem, trained.checkpoint_sha256, how, options,
+                            trained.checkpoint_name, trained.checkpoint_sha256, how, options,
                             split_sha256={"test": binding.fingerprint_of(dataset, "test")},
                             dataset_sha256=str(getattr(dataset, "sha256", "") or ""))
     total = len(options.per_class) * len(np.unique(test.alphabet))

@@ -21,6 +21,7 @@ from duvae_cli.probe.subsets import LabelledSet, check_labelled, labelled_sets, 
 from duvae_cli.progress import SILENT, Reporter, note
 
 ESTIMATOR = "linear_probe"
+FEATURES, FLOW_FEATURES = "eval-mode posterior mean", "eval-mode [mu0 ; zT] (posterior mean and its flow)"
 DEFAULT_BUDGET = 100
 
 
@@ -76,8 +77,9 @@ class ProbeResult:
     split_labels: dict = field(default_factory=lambda: {"test": "test", "valid": "valid"})  # as written
     h5_group: str = "probe"  # metrics.h5 group (new data: probe@<test data label>, use/newdata.py)
     data: dict = field(default_factory=dict)  # new data: role -> {source, label, n, unk_share}
-    split_sha256: dict = field(default_factory=dict)  # "test"/"valid" -> fingerprint (data/binding.py)
+    split_sha256: dict = field(default_factory=dict)  # "train"/"test"/"valid" -> fingerprint (data/binding.py)
     dataset_sha256: str = ""  # the dataset file's sha256
+    features: str = FEATURES  # what the probe reads (a flow run: [mu0 ; zT])
 
     def summary(self) -> list[dict]:
         """One dict per budget: mean and sample std (ddof 1; None for one repeat) of the test accuracy."""
@@ -132,11 +134,13 @@ def _empty_result(trained, dataset, options: ClassifyOptions) -> ProbeResult:
     reference = splits["train"].labels if "train" in splits and splits["train"].labels is not None \
         else splits["valid"].labels
     majority = int(np.bincount(reference).argmax())
-    return ProbeResult(trained.run_dir, trained.config.dataset, trained.config.model, trained.checkpoint.stem,
+    return ProbeResult(trained.run_dir, trained.config.dataset, trained.config.model, trained.checkpoint_name,
                        trained.checkpoint_sha256, len(splits["valid"]), len(splits["test"]), n_classes,
                        float(np.mean(splits["test"].labels == majority)), options,
-                       split_sha256={s: binding.fingerprint_of(dataset, s) for s in ("test", "valid")},
-                       dataset_sha256=str(getattr(dataset, "sha256", "") or ""))
+                       split_sha256={s: binding.fingerprint_of(dataset, s) for s in ("train", "test", "valid")
+                                     if s in splits},
+                       dataset_sha256=str(getattr(dataset, "sha256", "") or ""),
+                       features=FEATURES if getattr(trained.model, "flow", None) is None else FLOW_FEATURES)
 
 
 def _probe_once(features: "_Features", labelled: LabelledSet, repeat: int, options: ClassifyOptions,

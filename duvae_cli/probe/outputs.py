@@ -26,7 +26,7 @@ import numpy as np
 
 from duvae_cli import __version__
 from duvae_cli.io import atomic_h5, atomic_write_text
-from duvae_cli.metrics.store import locked_for_update  # the lock evaluate uses on metrics.h5
+from duvae_cli.locking import locked_for_update  # the lock evaluate uses on metrics.h5
 from duvae_cli.probe.classify import ESTIMATOR, ProbeResult
 
 COLUMNS = ["run", "dataset", "model", "split", "metric", "value", "estimator", "n_samples", "seed",

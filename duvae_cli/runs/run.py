@@ -1,7 +1,8 @@
-"""Run directories: creation (never overwriting), manifest, atomic checkpoints, and reloading.
+"""Run directories: creation (never overwriting), manifest, config.json read back and checked.
 
 runs/<dataset>-<model>-<UTC stamp>-<config hash>/
-    config.json  manifest.json  history.csv  checkpoints/{last,best}.pt  (metrics.*, probe.csv, figures/)
+    config.json  manifest.json  binding.json  history.csv  checkpoints/{last,best}.safetensors
+    (metrics.*, probe.csv, figures/)   -- file by file in docs/runs.md
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from pathlib import Path
 import torch
 
 from duvae_cli import __version__
-from duvae_cli.errors import DuvaeError
-from duvae_cli.config.resolve import TrainConfig, typed_values
+from duvae_cli.config.resolve import TrainConfig, check_ranges, typed_values
+from duvae_cli.errors import DuvaeError, UsageError
 from duvae_cli.io import atomic_write_text
+from duvae_cli.runs.layout import CHECKPOINTS, EXPORT_KEY
+from duvae_cli.runs.trust import check_workspace_path
 
 
 def new_run_dir(config: TrainConfig, root: Path = Path("runs"), name: Path | None = None) -> Path:
@@ -36,7 +39,7 @@ def new_run_dir(config: TrainConfig, root: Path = Path("runs"), name: Path | Non
     except FileExistsError:
         raise DuvaeError(f"--run-dir {name}: already exists; runs are never overwritten "
                          "(use --resume to continue it)") from None
-    (name / "checkpoints").mkdir()
+    (name / CHECKPOINTS).mkdir()
     return name
 
 
@@ -76,11 +79,19 @@ def read_config(run_dir: Path) -> TrainConfig:
     path = run_dir / "config.json"
     if not path.exists():
         raise DuvaeError(f"{run_dir}: not a duvae run directory (no config.json)")
-    data = read_json(path)
+    raw = read_json(path)
+    data = dict(raw)
     # Flat, named fields; a field added since the run was made takes its default (the old behaviour).
-    # Types are checked, ranges are not: a run is reloaded as it was made.
+    # Types and ranges are checked (a value outside its declaration is refused, as its flag would be).
     data.setdefault("precision", "fp32")  # runs from before `auto` existed trained in fp32
-    return TrainConfig(**typed_values(data, f"{path}: ", DuvaeError))
+    data.pop(EXPORT_KEY, None)  # an export's block (runs/export.py)
+    values = typed_values(data, f"{path}: ", DuvaeError)
+    try:  # a stranger's run is refused before anything runs (runs/trust.py)
+        check_ranges(values)
+    except UsageError as exc:
+        raise DuvaeError(f"{path}: {exc}; refusing to open the run") from None
+    check_workspace_path(values.get("data_root"), "data_root", path, absolute_ok=EXPORT_KEY not in raw)
+    return TrainConfig(**values)
 
 
 def read_json(path: Path) -> dict:

@@ -22,7 +22,7 @@ import torch
 
 from duvae_cli.errors import DuvaeError
 
-# `train --resume --epochs/--device` rewrites these in config.json (best.pt keeps the older value);
+# `train --resume --epochs/--device` rewrites these in config.json (the best checkpoint keeps the older value);
 # data_root says where the data is, which the run's data binding checks by fingerprint.
 MAY_DIFFER = ("epochs", "device", "data_root")
 # config.json may hold a value that training resolves: `--precision auto` becomes fp32 or bf16 when

@@ -160,7 +160,7 @@ def gather_rows(rows: torch.Tensor, sizes: list[int]) -> torch.Tensor:
 
 
 def sync_from_main(module: nn.Module) -> None:
-    """Overwrite every rank's parameters and buffers with rank 0's (after a reload of best.pt,
+    """Overwrite every rank's parameters and buffers with rank 0's (after a reload of the best checkpoint,
     which only rank 0 is sure to see on a multi-node run). No-op in a world of one."""
     if not world().active:
         return

@@ -31,17 +31,30 @@ POLL_S = 0.2
 
 
 class Tally:
-    """The sweep's "k of N done" lines, one per point as it finishes (through the Reporter)."""
+    """The sweep's "k of N done" lines, one per point as it finishes (through the Reporter), with the
+    time since the sweep started and the time left at the pace of the points that ran here (points
+    skipped as already finished do not count towards the pace)."""
 
     def __init__(self, total: int, reporter: Reporter = SILENT, done: int = 0):
         self.total, self.reporter, self.done = total, reporter, done
+        self.ran, self.start = 0, time.monotonic()
 
     def note(self, result: dict) -> dict:
         self.done += 1
+        self.ran += result.get("status") != "skipped"
         ran = f" (ran {', '.join(result['ran'])})" if result.get("ran") else ""
         error = f": {result['error']}" if result.get("error") else ""
-        self.reporter.log(f"{self.done} of {self.total} done: {result['name']} {result['status']}{ran}{error}")
+        self.reporter.log(f"{self.done} of {self.total} done: {result['name']} {result['status']}{ran}{error}"
+                          f"{self.pace()}")
         return result
+
+    def pace(self) -> str:
+        """'; 12m elapsed, about 30m left' (nothing before a point has run here)."""
+        elapsed = time.monotonic() - self.start
+        if not self.ran:
+            return ""
+        left = (self.total - self.done) * elapsed / self.ran
+        return f"; {elapsed / 60:.1f} min elapsed" + (f", about {left / 60:.1f} min left" if left else "")
 
 
 @dataclass

@@ -3,7 +3,7 @@ followed by the `--then` commands. `point_steps` yields them one at a time to wh
 local workers or a SLURM array task (sweep/launch.py).
 
 A point is `done` when its manifest says it finished after its last resume with at least the epochs
-asked for; `resume` when it has checkpoints/last.pt; `restart` when an attempt died before its first
+asked for; `resume` when it has a last checkpoint; `restart` when an attempt died before its first
 checkpoint (the directory holds nothing worth keeping and is removed); `new` otherwise.
 """
 
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Generator
 
 from duvae_cli.errors import DuvaeError, UsageError
+from duvae_cli.runs.layout import CHECKPOINTS, checkpoint_path, old_checkpoint_path
 from duvae_cli.sweep.then import checkpoint_of, checkpoint_sha, is_current, read_records, record, supersede
 
 THEN_COMMANDS = ("evaluate", "classify", "visualize")  # commands that take a run directory
@@ -50,11 +51,11 @@ def point_status(run_dir: Path, wanted: dict) -> str:
     if not run_dir.exists():
         return "new"
     if not (run_dir / "config.json").is_file():
-        leftovers = [p for p in run_dir.iterdir() if not (p.name == "checkpoints" and not any(p.iterdir()))]
+        leftovers = [p for p in run_dir.iterdir() if not (p.name == CHECKPOINTS and not any(p.iterdir()))]
         if leftovers:
             raise DuvaeError(f"{run_dir}: exists and is not a duvae run (no config.json); move it away")
         return "restart"  # died between creating the directory and writing its config
-    if not (run_dir / "checkpoints" / "last.pt").is_file():
+    if not (checkpoint_path(run_dir, "last").is_file() or old_checkpoint_path(run_dir, "last").is_file()):
         return "restart"  # died before its first checkpoint: nothing to keep
     saved = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
     if wanted.get("precision") == "auto":  # a run stores the precision `auto` resolved to

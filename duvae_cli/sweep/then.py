@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 from duvae_cli.io import atomic_path, atomic_write_text, sha256_file
-from duvae_cli.metrics.store import locked_for_update
+from duvae_cli.locking import locked_for_update
+from duvae_cli.runs.layout import checkpoint_path
 
 THEN_FILE = "sweep-then.json"
 TABLES = {"evaluate": "metrics.csv", "classify": "probe.csv"}  # what each step writes rows to
@@ -35,7 +36,7 @@ def checkpoint_of(argv: list[str]) -> str:
 
 
 def checkpoint_sha(run_dir: Path, name: str) -> str | None:
-    path = Path(run_dir) / "checkpoints" / f"{name}.pt"
+    path = checkpoint_path(run_dir, name)
     return sha256_file(path) if path.is_file() else None
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from duvae_cli.runs.layout import SUFFIX
 from duvae_cli.tables import fresh
 from duvae_cli.tables.runs import SETTINGS, Unknown, latest_evaluations, read_tidy
 
@@ -37,7 +38,7 @@ class Evaluation:
 
     def why_unverified(self) -> str:
         if self.current_sha256 is None:
-            return f"no checkpoints/{self.checkpoint}.pt"
+            return f"no checkpoints/{self.checkpoint}{SUFFIX}"
         return f"{'probe' if self.kind == 'classify' else 'metrics'}.csv rows without checkpoint_sha256"
 
 

@@ -4,7 +4,8 @@ Every metrics.csv and probe.csv row names the checkpoint it was computed from (`
 last, and its `checkpoint_sha256`). Training on (`train --resume`, a sweep rerun with more epochs)
 replaces that file, so a number is
 
-- `current` when the sha256 of RUN/checkpoints/<checkpoint>.pt today is the stored one;
+- `current` when the sha256 of RUN/checkpoints/<checkpoint>.safetensors today is the stored one (an
+  export folder: the sha256 of the run's checkpoint it holds, once its files verify; runs/exported.py);
 - `stale` when they differ: the number is of an earlier checkpoint;
 - `unverified` when either is unknown (no such checkpoint file; a row without its sha256).
 
@@ -24,6 +25,7 @@ import shlex
 from pathlib import Path
 
 from duvae_cli.io import atomic_write_text, sha256_file
+from duvae_cli.runs.layout import checkpoint_path, is_export
 
 CACHE = ".sha256.json"
 STATES = ("current", "stale", "unverified")
@@ -38,8 +40,12 @@ def _stat_key(path: Path) -> list[int] | None:
 
 
 def current_sha256(run_dir: Path, checkpoint: str) -> str | None:
-    """sha256 of RUN/checkpoints/<checkpoint>.pt now (None when there is no such file)."""
-    path = Path(run_dir) / "checkpoints" / f"{checkpoint}.pt"
+    """sha256 of RUN/checkpoints/<checkpoint>.safetensors now (None when there is no such file)."""
+    if is_export(run_dir):  # verified against its card first: a tampered export is refused
+        from duvae_cli.runs.exported import export_sha256  # (h5py and numpy: only for an export)
+
+        return export_sha256(Path(run_dir), checkpoint)
+    path = checkpoint_path(run_dir, checkpoint)
     key = _stat_key(path)
     if key is None:
         return None

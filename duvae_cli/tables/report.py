@@ -23,6 +23,7 @@ import numpy as np
 
 from duvae_cli.errors import DuvaeError, UsageError
 from duvae_cli.progress import SILENT, Reporter
+from duvae_cli.runs.layout import is_export
 from duvae_cli.tables import fresh
 from duvae_cli.tables.declared import model_options, with_defaults
 from duvae_cli.tables.evaluations import DATA, Evaluation, run_evaluations
@@ -145,7 +146,7 @@ def build_report(paths: list[Path], metrics: tuple[str, ...] = DEFAULT_METRICS, 
     if skipped:
         reporter.log(f"skipped {len(skipped)} path(s) that are not run directories: "
                      + ", ".join(str(p) for p in skipped[:5]) + (" ..." if len(skipped) > 5 else ""))
-    for run_dir in runs:
+    for run_dir in _without_exports_of(runs, checkpoint, reporter):
         found = run_evaluations(run_dir, metrics, split, checkpoint)
         if not found:
             reporter.log(f"{run_dir}: no metrics.csv or probe.csv values on {split}; skipped "
@@ -165,6 +166,20 @@ def build_report(paths: list[Path], metrics: tuple[str, ...] = DEFAULT_METRICS, 
     keys = {k for e in evaluations for k in e.values}
     rows = _rows(groups)
     return ReportTable(_columns(keys, metrics), rows, split, _shown_settings(rows), evaluations)
+
+
+def _without_exports_of(runs: list[Path], checkpoint: str, reporter: Reporter) -> list[Path]:
+    """`runs` less each export (duvae export) of a checkpoint that a listed run holds: the same
+    model's numbers would otherwise count twice in a mean."""
+    held = {sha: r for r in runs if not is_export(r) and (sha := fresh.current_sha256(r, checkpoint)) is not None}
+    kept = []
+    for run_dir in runs:
+        source = held.get(fresh.current_sha256(run_dir, checkpoint)) if is_export(run_dir) else None
+        if source is not None:
+            reporter.log(f"{run_dir}: an export of {source.name}'s {checkpoint} checkpoint, also listed; counted once")
+            continue
+        kept.append(run_dir)
+    return kept
 
 
 def _check_metrics(metrics: tuple[str, ...]) -> None:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from duvae_cli.errors import DuvaeError
+from duvae_cli.errors import DuvaeError, UsageError
+from duvae_cli.runs.layout import EXPORT_KEY
 
 TIDY_COLUMNS = ["run", "dataset", "model", "split", "metric", "value", "estimator", "n_samples", "seed"]
 # What an evaluation was made with (metrics.csv columns; docs/metrics.md): numbers that differ in any
@@ -66,7 +67,7 @@ def resolve_runs(paths: list[Path], skipped: list[Path] | None = None) -> list[P
     for path in paths:
         path = Path(path)
         if not path.exists():
-            raise DuvaeError(f"{path}: no such run directory")
+            raise UsageError(f"{path}: no such run directory")
         if not (path / "config.json").is_file():
             if skipped is None:
                 raise DuvaeError(f"{path}: not a duvae run directory (no config.json)")
@@ -80,11 +81,15 @@ def resolve_runs(paths: list[Path], skipped: list[Path] | None = None) -> list[P
 
 
 def read_config(run_dir: Path) -> dict:
+    """A run's config.json as a dict (an export's: without its duvae_export block)."""
     path = Path(run_dir) / "config.json"
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        config = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise DuvaeError(f"{path}: unreadable ({exc})") from None
+    if isinstance(config, dict):
+        config.pop(EXPORT_KEY, None)
+    return config
 
 
 def read_history(run_dir: Path) -> pd.DataFrame:

@@ -53,14 +53,19 @@ class Tracker:
     """A callable that takes a record. Sinks open at the first record: a resumed run's first step is
     where TensorBoard purges an interrupted attempt's later events (tensorboard_sink.py)."""
 
-    def __init__(self, run_dir: Path, kinds: tuple[str, ...], every: int = 10, resume: bool = False):
+    def __init__(self, run_dir: Path, kinds: tuple[str, ...], every: int = 10, resume: bool = False,
+                 tags: dict[str, str] | None = None):
         self.run_dir, self.kinds, self.every, self.resume = Path(run_dir), kinds, every, resume
+        self.tags = tags or {}  # set with the start record (records.run_tags)
         self.sinks: list | None = None
 
     def __call__(self, record: dict) -> None:
         sinks = self._open(record["step"])
         kind, step = record["kind"], record["step"]
-        if kind == "step":
+        if kind == "start":
+            for sink in sinks:
+                sink.start(hparams(record["config"]), self.tags)
+        elif kind == "step":
             if step % self.every == 0:
                 for sink in sinks:
                     sink.scalars(step, step_scalars(record))
@@ -104,12 +109,14 @@ class Tracker:
         self.sinks = None
 
 
-def training_tracker(run_dir: Path, kinds: list[str] | None, every: int | None, resume: bool) -> Tracker | None:
-    """The tracker of `duvae train`: `kinds` as given, else (on --resume) those the run logged to."""
+def training_tracker(run_dir: Path, kinds: list[str] | None, every: int | None, resume: bool,
+                     tags: dict[str, str] | None = None) -> Tracker | None:
+    """The tracker of `duvae train`: `kinds` as given, else (on --resume) those the run logged to;
+    `tags` (records.run_tags) go with the config at the start."""
     state = read_state(run_dir) if resume else {}
     every = every if every is not None else state.get("log_every", 10)
     chosen = check_trackers(kinds if kinds is not None else state.get("trackers"), every)
-    return Tracker(run_dir, chosen, every, resume) if chosen else None
+    return Tracker(run_dir, chosen, every, resume, tags) if chosen else None
 
 
 def add_results(run_dir: Path, kinds: list[str] | None, metrics: dict[str, float]) -> None:

@@ -2,7 +2,9 @@
 file store). The MLflow run id is kept in RUN/tracking.json, so a resumed run, `duvae evaluate` and
 `duvae classify` log into the same MLflow run.
 
-MLflow cannot delete points, so a resumed run skips every (metric, step) at or before the last step
+The config goes in as params, with the run's tags, at the start record (before the first step); every
+logged step and epoch is sent at once (`log_batch`, synchronous), so a run that is killed keeps what it
+had logged and shows as RUNNING. MLflow cannot delete points, so a resumed run skips every (metric, step) at or before the last step
 already stored for that metric: those steps are the ones an interrupted attempt logged after the
 checkpoint, and a resumed run recomputes them identically.
 """
@@ -56,7 +58,20 @@ class MlflowSink:
         payload = {"step": step, "values": [float(v) for v in values]}
         self.client.log_text(self.run_id, json.dumps(payload), f"{name}/step-{step:08d}.json")
 
+    def start(self, params: dict, tags: dict[str, str]) -> None:
+        """Before the first step: the config as params and the run's tags (version, git sha, data
+        fingerprints), each logged at once, so a running or crashed run can be filtered by them."""
+        from mlflow.entities import RunTag
+
+        self._params(params)
+        if tags:
+            self.client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+
     def hparams(self, step: int, params: dict, metrics: dict[str, float]) -> None:
+        self._params(params)
+        self.scalars(step, {f"final/{k}": v for k, v in metrics.items()})
+
+    def _params(self, params: dict) -> None:
         """Params are write-once in MLflow: a value that changed on resume (e.g. epochs) is recorded as
         the tag `changed.<name>`."""
         from mlflow.entities import Param, RunTag
@@ -69,7 +84,6 @@ class MlflowSink:
         if changed:
             self.client.log_batch(self.run_id, tags=changed)
         self.params.update({p.key: p.value for p in new})
-        self.scalars(step, {f"final/{k}": v for k, v in metrics.items()})
 
     def close(self, status: str = "FINISHED") -> None:
         self.client.set_terminated(self.run_id, status=status)

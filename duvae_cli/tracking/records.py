@@ -1,5 +1,6 @@
 """The records the training loop hands its logger: plain dicts, one kind per moment.
 
+    {"kind": "start", "step": s, "config": <config.json>}   before the first step (s: the first step to come)
     {"kind": "step",  "step": s, "epoch": e, "loss", "rec", "kl", "kl_weight", "lr", "grad_norm",
                       "examples_per_s"}                      every optimizer step (the tracker thins them)
     {"kind": "epoch", "step": s, "epoch": e, "row": <history.csv row>, "histograms": {name: (D,)}}
@@ -13,6 +14,11 @@ step that is not logged costs no device synchronisation.
 from __future__ import annotations
 
 import math
+
+
+def start_record(state, config: dict) -> dict:
+    """Before the first step of this process (a new run, or a resumed one at `state.step`)."""
+    return {"kind": "start", "step": state.step + 1, "config": config}
 
 
 def step_record(state, out, kl_weight: float, seconds: float) -> dict:
@@ -49,6 +55,16 @@ def epoch_scalars(record: dict) -> dict[str, float]:
             continue
         out[f"val/{key[4:]}" if key.startswith("val_") else f"epoch/{key}"] = float(value)
     return out
+
+
+def run_tags(info: dict) -> dict[str, str]:
+    """What identifies a run beyond its config, from its manifest: the duvae version and git commit,
+    the dataset file's sha256 and each split's fingerprint (data/binding.py)."""
+    splits = (info.get("data_binding") or {}).get("splits") or {}
+    tags = {"duvae.version": info.get("duvae_version"), "duvae.git_sha": info.get("git_sha"),
+            "mlflow.source.git.commit": info.get("git_sha"), "duvae.dataset_sha256": info.get("data_sha256"),
+            **{f"duvae.split_sha256.{name}": value for name, value in sorted(splits.items())}}
+    return {key: str(value) for key, value in tags.items() if value}
 
 
 def hparams(config: dict) -> dict:

@@ -26,6 +26,9 @@ class TensorBoardSink:
     def histogram(self, step: int, name: str, values) -> None:
         self.writer.add_histogram(name, values, global_step=step)
 
+    def start(self, params: dict, tags: dict[str, str]) -> None:
+        """Nothing: TensorBoard's HParams plugin pairs the config with final metrics (`hparams`)."""
+
     def hparams(self, step: int, params: dict, metrics: dict[str, float]) -> None:
         """The HParams plugin's records in this run's own event file (SummaryWriter.add_hparams
         would open a second run directory), and the final metrics as scalars."""

@@ -3,9 +3,10 @@
 
 Per step: KL weight from the annealing schedule (schedule.py), the strategy's update (methods/),
 running sums. Per epoch: validation ELBO/KL/MI/AU, best checkpoint on improvement, plateau halving
-of the lr with a reload of the best weights, `last.pt` and a `history.csv` row. Everything a resumed
-run needs (model, optimizer, schedule state, RNG states, history) is in the checkpoint, so stopping
-at any step and resuming gives bit-identical results on the CPU.
+of the lr with a reload of the best weights, the `last` checkpoint and a `history.csv` row. Everything
+a resumed run needs (model, optimizer, schedule state, RNG states, history) is in the checkpoint (a
+safetensors file: runs/checkpoint.py), so stopping at any step and resuming gives bit-identical
+results on the CPU.
 
 What the loop tells the world goes through one `Hooks` object (progress, tracking records, a
 callback after each checkpoint, a stop flag). The device and precision come decided, in a
@@ -27,18 +28,22 @@ import torch
 
 from duvae_cli.config import TrainConfig, build_model, decide_runtime
 from duvae_cli.data.batching import batches_for
+from duvae_cli.data.subset import first_examples
 from duvae_cli.errors import DuvaeError
 from duvae_cli.interrupt import Interrupted
 from duvae_cli.methods import build_strategy
 from duvae_cli.optim import make_optimizer
-from duvae_cli.progress import SILENT, Reporter
+from duvae_cli.progress import SILENT, Reporter, skip
 from duvae_cli.runs.checkpoint import load_checkpoint, save_checkpoint
 from duvae_cli.runs.history import write_history
+from duvae_cli.runs.layout import checkpoint_path
 from duvae_cli.runtime import Runtime
 from duvae_cli.runtime.distributed import sync_from_main
 from duvae_cli.runtime.precision import FP32, Precision
-from duvae_cli.tracking.records import epoch_record, step_record
+from duvae_cli.tracking.records import epoch_record, start_record, step_record
 from duvae_cli.train import parallel
+from duvae_cli.train.epochs import accumulate, epoch_line, history_row, nan_message, progress_fields, smoothed, \
+    warn_bn_eps
 from duvae_cli.train.schedule import kl_weight_at
 from duvae_cli.train.validate import validate
 
@@ -51,7 +56,7 @@ class LoopState:
     epoch: int = 0  # epochs completed
     step: int = 0  # optimizer steps taken
     batch_in_epoch: int = 0  # batches done in the current epoch
-    best_loss: float = math.inf  # best validation loss (selects best.pt)
+    best_loss: float = math.inf  # best validation loss (selects the best checkpoint)
     ref_loss: float = math.inf  # plateau reference: the last non-worse validation loss
     not_improved: int = 0
     decays: int = 0
@@ -64,7 +69,7 @@ class LoopState:
 class Hooks:
     """What the loop tells the world (rank 0; see `of`). `reporter`: progress and log lines; `log`: a
     callable taking the records of tracking/records.py; `on_checkpoint()`: after each save; `stop`
-    (interrupt.StopFlag): when set, last.pt is saved after the step in progress and the run ends
+    (interrupt.StopFlag): when set, the last checkpoint is saved after the step in progress and the run ends
     with interrupt.Interrupted."""
 
     reporter: Reporter = SILENT
@@ -78,7 +83,7 @@ class Hooks:
         return self if here.is_main else Hooks(reporter=self.reporter, stop=self.stop)
 
 
-SHOW_EVERY = 25  # on a GPU, the progress line's loss is read back every this many steps
+SHOW_EVERY = 25  # on a GPU, the progress line's moving averages are read back every this many steps
 
 
 class NonFiniteLoss(DuvaeError):
@@ -87,7 +92,7 @@ class NonFiniteLoss(DuvaeError):
 
 def train(config: TrainConfig, dataset, run_dir: Path, runtime: Runtime | None = None,
           hooks: Hooks = Hooks(), resume: bool = False) -> LoopState:
-    """Train (or with `resume`, continue from last.pt) the run in `run_dir`. `runtime`: the device and
+    """Train (or with `resume`, continue from its last checkpoint) the run in `run_dir`. `runtime`: the device and
     precision decided at the command's start (a library caller without one gets
     `config.decide_runtime` here). fp32 training on CUDA uses TF32 matrix products (precision.py)."""
     if runtime is None:
@@ -119,13 +124,18 @@ class Training:
             self.state, rng = _restore(self.checkpoint("last"), self.model, self.optimizer, self.device,
                                        self.precision)
         self.runner = parallel.replicate(self.model, here, config, rng, self.state.step)  # DDP, or the model
-        self.train_data, self.valid_data = batches_for(dataset.splits["train"]), batches_for(dataset.splits["valid"])
+        # --train-examples: the first N of the train split; the run's data binding stays the whole file's
+        self.train_data = batches_for(first_examples(dataset.splits["train"], config.train_examples))
+        self.valid_data = batches_for(dataset.splits["valid"])
         self.steps_per_epoch = len(self.train_data.plan(config.batch_size, min_size=here.min_batch()))
         self.strategy = build_strategy(config, self.model, self.optimizer, self.train_data, self.runner,
                                        self.precision)
+        if self.hooks.log is not None:  # the trackers get the config before any step (MLflow params)
+            self.hooks.log(start_record(self.state, config.to_dict()))
 
     def checkpoint(self, name: str) -> Path:
-        return self.run_dir / "checkpoints" / f"{name}.pt"
+        """RUN/checkpoints/<name>.safetensors (`name`: best or last)."""
+        return checkpoint_path(self.run_dir, name)
 
     def epoch(self) -> None:
         """The steps of the current epoch (from the batch it stopped at, after a resume)."""
@@ -133,13 +143,14 @@ class Training:
         plan = self.train_data.plan(config.batch_size, np.random.default_rng([config.seed, state.epoch]),
                                     min_size=self.here.min_batch())  # the global plan; each rank its shard
         self.model.train()
-        shown = {}  # the loss and KL the progress line shows
+        shown, ema = {}, None  # the progress line: moving averages of the steps' loss and KL (epochs.py)
         with self.hooks.reporter.task(f"epoch {state.epoch + 1}/{config.epochs}", total=len(self.train_data)) as task:
-            task.advance(sum(len(b) for b in plan[: state.batch_in_epoch]))
+            skip(task, sum(len(b) for b in plan[: state.batch_in_epoch]))  # a resumed epoch's done batches
             for indices in plan[state.batch_in_epoch:]:
                 out = self.step(indices)
+                ema = smoothed(ema, out)
                 if self.device.type == "cpu" or state.step % SHOW_EVERY == 0:  # a GPU: read back now and then
-                    shown.update(loss=out.loss.item(), kl=out.kl.mean().item())
+                    shown = progress_fields(ema)
                 task.advance(len(out.rec), **shown)
                 if config.checkpoint_every and state.step % config.checkpoint_every == 0:
                     self.save("last")
@@ -153,11 +164,11 @@ class Training:
         started = time.perf_counter()
         out = self.strategy.step(batch, kl_weight, state)  # under DDP: rec, kl and loss of the global batch
         if not torch.isfinite(out.loss):
-            raise NonFiniteLoss(_nan_message(state, out, self.checkpoint("last")))
+            raise NonFiniteLoss(nan_message(state, out, self.checkpoint("last")))
         state.step += 1
         state.batch_in_epoch += 1
         seconds = time.perf_counter() - started
-        _accumulate(state.sums, out, self.model, len(out.rec), seconds, kl_weight)
+        accumulate(state.sums, out, self.model, len(out.rec), seconds, kl_weight)
         if self.hooks.log is not None:
             self.hooks.log(step_record(state, out, kl_weight, seconds))
         return out
@@ -171,7 +182,7 @@ class Training:
         improved = metrics["loss"] < state.best_loss
         if improved:
             state.best_loss = metrics["loss"]
-        state.history.append(_history_row(state, metrics))
+        state.history.append(history_row(state, metrics))
         if hooks.log is not None:
             hooks.log(epoch_record(state, metrics))
         note = self.strategy.end_epoch(state, metrics[self.strategy.mi_key])  # aggressive: ends at MI's first fall
@@ -180,7 +191,7 @@ class Training:
         decays = state.decays
         _plateau(config, state, metrics["loss"], self.model, self.optimizer, self.checkpoint("best"), self.device)
         if state.decays != decays:
-            sync_from_main(self.model)  # best.pt may be on rank 0's disk only
+            sync_from_main(self.model)  # the best checkpoint may be on rank 0's disk only
         state.epoch += 1
         state.batch_in_epoch, state.sums = 0, {}
         if improved:
@@ -188,8 +199,8 @@ class Training:
         self.save("last")
         if self.here.is_main:
             write_history(self.run_dir / "history.csv", state.history)
-            hooks.reporter.log(_epoch_line(state.history[-1]))
-            _warn_bn_eps(hooks.reporter, state.history[-1], config)
+            hooks.reporter.log(epoch_line(state.history[-1]))
+            warn_bn_eps(hooks.reporter, state.history[-1], config)
         if state.epoch < config.epochs:
             self.stop_if_asked(in_epoch=False)
 
@@ -221,62 +232,12 @@ def _plateau(config, state: LoopState, loss: float, model, optimizer, best_path:
             state.lr *= config.lr_decay
             state.decays += 1
             state.not_improved, state.ref_loss = 0, loss
-            if best_path.exists():  # a worse epoch is never the best one: best.pt is current
+            if best_path.exists():  # a worse epoch is never the best one: the best checkpoint is current
                 model.load_state_dict(load_checkpoint(best_path, device)["model"])
             fresh = make_optimizer(config, model, state.lr)
             optimizer.load_state_dict(fresh.state_dict())
     else:
         state.not_improved, state.ref_loss = 0, loss
-
-
-def _accumulate(sums: dict, out, model, n: int, seconds: float, kl_weight: float) -> None:
-    """Running sums of the epoch. The loss terms stay float64 tensors on the model's device (no
-    host synchronisation per step on a GPU); `_history_row` reads them at the epoch's end."""
-    for key, value in (("loss", out.loss.detach().double() * n), ("rec", out.rec.detach().sum().double()),
-                       ("kl", out.kl.detach().sum().double()), ("n", n), ("seconds", seconds), ("batches", 1)):
-        sums[key] = sums.get(key, 0.0) + value
-    sums["kl_weight"] = kl_weight
-    pre_bn = model.regularizer.pre_bn_variance()
-    if pre_bn is not None:
-        sums["pre_bn_var"] = sums.get("pre_bn_var", 0.0) + pre_bn.detach().double()
-
-
-def _history_row(state: LoopState, val: dict) -> dict:
-    s = state.sums
-    row = {
-        "epoch": state.epoch + 1, "step": state.step, "kl_weight": s.get("kl_weight", float("nan")),
-        "lr": state.lr, "train_loss": float(s["loss"]) / s["n"], "train_rec": float(s["rec"]) / s["n"],
-        "train_kl": float(s["kl"]) / s["n"], "val_loss": val["loss"], "val_rec": val["rec"],
-        "val_kl": val["kl"], "val_mi": val["mi"], "val_au": val["au"], "val_ppl": val["ppl"],
-        "pre_bn_var_min": float("nan"), "pre_bn_var_mean": float("nan"),
-        "seconds": s["seconds"], "sentences_per_s": s["n"] / max(s["seconds"], 1e-9),
-    }
-    if "pre_bn_var" in s:
-        per_dim = s["pre_bn_var"] / s["batches"]
-        row.update(pre_bn_var_min=float(per_dim.min()), pre_bn_var_mean=float(per_dim.mean()))
-    return row
-
-
-def _epoch_line(row: dict) -> str:
-    return (f"epoch {row['epoch']}: val loss {row['val_loss']:.3f} rec {row['val_rec']:.3f} "
-            f"kl {row['val_kl']:.3f} mi {row['val_mi']:.3f} au {row['val_au']}"
-            + ("" if math.isnan(row["val_ppl"]) else f" ppl {row['val_ppl']:.2f}")  # NaN: images
-            + f" | kl_weight {row['kl_weight']:.3f} lr {row['lr']:.4g} | {row['sentences_per_s']:.0f} "
-            + ("img/s" if math.isnan(row["val_ppl"]) else "sent/s"))
-
-
-def _warn_bn_eps(reporter: Reporter, row: dict, config: TrainConfig) -> None:
-    if row["pre_bn_var_min"] < 10 * config.bn_eps:  # NaN (no BN) compares False
-        reporter.log(f"warning: epoch {row['epoch']}: pre-BN variance of the means fell to "
-                     f"{row['pre_bn_var_min']:.2e} < 10 x BN eps; BN no longer bounds the KL "
-                     "(reference-spec §7)")
-
-
-def _nan_message(state: LoopState, out, last: Path) -> str:
-    keep = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was written yet"
-    terms = {name: getattr(out, name).mean().item() for name in ("loss", "rec", "kl", "kl_term")}
-    return (f"non-finite loss at step {state.step + 1} (epoch {state.epoch + 1}): "
-            + ", ".join(f"{k} {v}" for k, v in terms.items()) + f"; {keep}")
 
 
 def _snapshot(model, optimizer, state: LoopState, config: TrainConfig, rng: dict | None = None,

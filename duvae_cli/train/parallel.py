@@ -31,7 +31,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from duvae_cli.data.batching import take_rows
 from duvae_cli.errors import UsageError
-from duvae_cli.methods import STRATEGIES
+from duvae_cli.methods import STRATEGIES, single_process_parts
 from duvae_cli.options import either
 from duvae_cli.runtime.distributed import World, all_gather_object, gather_rows, shard_bounds
 from duvae_cli.train.global_bn import GlobalBatchNorm, convert_batch_norm
@@ -41,12 +41,13 @@ def check_config(config, here: World) -> None:
     """What data-parallel training supports; one-line usage errors otherwise."""
     if not here.active:
         return
-    strategy = STRATEGIES.get(getattr(config, "strategy", ""))
-    if strategy is not None and not strategy.capabilities.multi_process:
-        sharded = [name for name, cls in STRATEGIES.items() if cls.capabilities.multi_process]
-        raise UsageError(f"--strategy {config.strategy}: torchrun training supports only the {either(sharded)} "
-                         f"strateg{'y' if len(sharded) == 1 else 'ies'} (the others' updates are not sharded); "
-                         "run it in one process")
+    for flag, name in single_process_parts(config.model, config.flow, config.strategy):  # capabilities
+        if flag == "--strategy":  # name the strategies that do shard
+            sharded = [other for other, cls in STRATEGIES.items() if cls.capabilities.multi_process]
+            raise UsageError(f"--strategy {config.strategy}: torchrun training supports only the {either(sharded)} "
+                             f"strateg{'y' if len(sharded) == 1 else 'ies'} (the others' updates are not "
+                             "sharded); run it in one process")
+        raise UsageError(f"{flag} {name}: torchrun training does not support it; run it in one process")
     if config.batch_size < here.min_batch():
         raise UsageError(f"--batch-size {config.batch_size}: with {here.size} processes the global batch "
                          f"must be >= {here.min_batch()} (BatchNorm needs 2 examples per process)")

@@ -20,14 +20,16 @@ from duvae_cli.interrupt import Interrupted
 from duvae_cli.options import Option
 from duvae_cli.progress import SILENT, Reporter, note
 from duvae_cli.runs.checkpoint import load_checkpoint
+from duvae_cli.runs.layout import LOCK, checkpoint_file, checkpoint_path, has_checkpoint, require_run_dir
 from duvae_cli.runs.run import manifest, new_run_dir, point_latest, read_config, read_json, write_json
 from duvae_cli.runs.selfcheck import check_checkpoint
+from duvae_cli.runs.trust import check_folder
 from duvae_cli.runtime import Runtime, distributed
 from duvae_cli.tracking import check_trackers, training_tracker
+from duvae_cli.tracking.records import run_tags
 from duvae_cli.train import parallel
 from duvae_cli.train.loop import Hooks, train
 
-LOCK = ".lock"  # RUN/.lock: held by the process that trains the run (duvae_cli/locking.py)
 RUN_DIR = Option("run_dir", Path, None, "Run directory (default runs/<generated>).")
 RESUME = Option("resume", Path, None, "Continue this run from its last checkpoint.")
 
@@ -82,7 +84,7 @@ def start_run(config: TrainConfig, runs_root: Path = Path("runs"), run_dir: Path
 
 def _without_dead_end(run_dir: Path, exc: BaseException) -> BaseException:
     """Remove a run directory that has no checkpoint yet (rank 0); the exception to raise."""
-    if not distributed.world().is_main or (run_dir / "checkpoints" / "last.pt").exists():
+    if not distributed.world().is_main or checkpoint_path(run_dir, "last").exists():
         return exc
     shutil.rmtree(run_dir, ignore_errors=True)
     if isinstance(exc, (KeyboardInterrupt, Interrupted)):
@@ -117,7 +119,7 @@ def _create_run(config: TrainConfig, runtime: Runtime, runs_root: Path, run_dir:
 
 def _is_dead_end(run_dir: Path) -> bool:
     """A run directory with a config but no checkpoint at all."""
-    return (run_dir / "config.json").exists() and not any((run_dir / "checkpoints").glob("*.pt"))
+    return (run_dir / "config.json").exists() and not has_checkpoint(run_dir)
 
 
 def _check_ranks_data(run_dir: Path, dataset, bound: dict) -> None:
@@ -139,12 +141,15 @@ def _check_ranks_data(run_dir: Path, dataset, bound: dict) -> None:
 def resume_run(run_dir: Path, epochs: int | None = None, device: str | None = None,
                reporter: Reporter = SILENT, log: list[str] | None = None, log_every: int | None = None) -> Path:
     run_dir = Path(run_dir)
+    require_run_dir(run_dir)  # --resume of a path that is not there: exit 2
     with contextlib.ExitStack() as held:
         if run_dir.is_dir():
             distributed.run_on_main(held.enter_context, locking.hold(run_dir / LOCK, f"run {run_dir}"))
+            check_folder(run_dir)  # a stranger's run: no symlink out of it (runs/trust.py)
+        last = checkpoint_file(run_dir, "last")  # a pickled run of an earlier duvae: `duvae migrate`
         config = read_config(run_dir)
-        if not (run_dir / "checkpoints" / "last.pt").exists():
-            raise DuvaeError(f"{run_dir}: nothing to resume (no checkpoints/last.pt)")
+        if not last.exists():
+            raise DuvaeError(f"{run_dir}: nothing to resume (no checkpoints/{last.name})")
         _check_last(run_dir, config)
         changes = {k: v for k, v in (("epochs", epochs), ("device", device)) if v is not None}
         here = distributed.world()
@@ -169,8 +174,9 @@ def resume_run(run_dir: Path, epochs: int | None = None, device: str | None = No
 
 
 def _check_last(run_dir: Path, config: TrainConfig) -> None:
-    """last.pt agrees with config.json and is finite (runs/selfcheck.py), before anything is written."""
-    last = run_dir / "checkpoints" / "last.pt"
+    """The last checkpoint agrees with config.json and is finite (runs/selfcheck.py), before anything
+    is written."""
+    last = checkpoint_path(run_dir, "last")
     check_checkpoint(load_checkpoint(last, "cpu"), config, last)
 
 def _resume_data(run_dir: Path, config: TrainConfig, info: dict, reporter: Reporter):
@@ -205,7 +211,7 @@ def _train_and_finish(config, dataset, run_dir: Path, info: dict, runtime: Runti
             point_latest(run_dir)
             pointed.append(True)
 
-    tracker = training_tracker(run_dir, *log, resume) if here.is_main else None
+    tracker = training_tracker(run_dir, *log, resume, run_tags(info)) if here.is_main else None
     try:
         with interrupt.deferred(enabled=not here.active) as stop:  # torchrun ranks would stop at different steps
             hooks = Hooks(reporter=reporter, log=tracker, on_checkpoint=on_checkpoint, stop=stop)

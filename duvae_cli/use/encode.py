@@ -24,6 +24,7 @@ from duvae_cli.probe.features import encode_split
 from duvae_cli.progress import SILENT, note
 
 CHUNK = 65536  # examples per pass
+STREAM_CHUNK = 1024  # examples per pass when the rows go to stdout: `duvae encode ... | head` answers at once
 
 
 def columns(model) -> tuple[str, ...]:
@@ -63,33 +64,35 @@ def encode_all(model, split, batch_size: int, device, chunk: int = CHUNK) -> dic
 
 def encode_file(run_dir: Path, input_path: Path, out: Path | None = None, split: str | None = None,
                 checkpoint: str = "best", device: str = "auto", reporter=SILENT, name: str | None = None,
-                chunk: int = CHUNK, data_root: Path | None = None) -> dict:
-    """`duvae encode`: read INPUT with the run's tokenizer, encode it chunk by chunk, write the rows
+                chunk: int | None = None, data_root: Path | None = None, checks=None) -> dict:
+    """`duvae encode`: read INPUT with the run's tokenizer (text: reported and checked per `checks`,
+    use/familiar.py), encode it chunk by chunk (default CHUNK, STREAM_CHUNK to stdout), write the rows
     (writers.py: by the extension of `out`, JSON lines on stdout without one); returns a summary."""
     from duvae_cli import __version__
     from duvae_cli.runtime import as_device
     from duvae_cli.runs.load import load_trained
+    from duvae_cli.use.familiar import InputChecks
     from duvae_cli.use.inputs import read_input
     from duvae_cli.use.newdata import log_input
     from duvae_cli.use.writers import check_out, open_writer
 
     check_out(out)  # a bad extension fails before the model is loaded
     resolved = as_device(device)
-    trained = load_trained(Path(run_dir), checkpoint, device=resolved, data_root=data_root)
+    trained = load_trained(Path(run_dir), checkpoint, device=resolved, data_root=data_root, needs_data=False)
     for line in trained.data_notes:  # e.g. a moved run's data found elsewhere (data/locate.py)
         note(reporter, line)
     data = read_input(input_path, trained.dataset, split, name)
-    log_input(data, reporter)
+    familiar = log_input(data, reporter, trained, checks or InputChecks())
     names = columns(trained.model)
-    summary = {"run": str(trained.run_dir), "checkpoint": trained.checkpoint.stem,
+    summary = {"run": str(trained.run_dir), "checkpoint": trained.checkpoint_name,
                "checkpoint_sha256": trained.checkpoint_sha256, "input": data.source, "label": data.label,
                "fingerprint": data.fingerprint, "kind": data.kind, "n_examples": len(data),
                "n_tokens": data.n_tokens, "n_unk": data.n_unk, "unk_share": data.unk_share,
                "latent_dim": trained.config.latent_dim, "columns": ",".join(names),
                "duvae_version": __version__}
-    labels = data.split.labels
+    labels, chunk = data.split.labels, chunk or (CHUNK if out is not None else STREAM_CHUNK)
     with open_writer(out, len(data), trained.config.latent_dim, names, summary) as writer:
         for indices, values in encode_chunks(trained.model, data.split, trained.config.eval_batch_size,
                                              resolved, chunk, reporter):
             writer.write(indices, values, data.lines, labels)
-    return {**summary, "out": None if out is None else str(out)}
+    return {**summary, "out": None if out is None else str(out), "familiarity": familiar}

@@ -23,6 +23,7 @@ from duvae_cli.probe.features import encode_split
 from duvae_cli.use.decode import beam_search, greedy, sample
 
 METHODS = ("greedy", "beam", "sample")
+UNKNOWN_LONGEST = 45  # an export made without its data at hand records no longest sentence: 45 + 5 words
 
 # How codes are decoded (`duvae generate` flags; `visualize --kind samples` shares their limits).
 BEAM = Option("beam", int, 5, "beam: width.", range="[1, 1000]")
@@ -57,13 +58,17 @@ class DecodeOptions:
 
 
 def default_max_length(dataset) -> int:
-    """The longest sentence of any split of the run's dataset, plus 5 words."""
-    return max(int(s.lengths.max()) for s in dataset.splits.values() if len(s)) + 5
+    """The longest sentence of any split of the run's dataset, plus 5 words (an export without its
+    data: the longest one it recorded, else UNKNOWN_LONGEST; docs/use.md)."""
+    longest = [int(s.lengths.max()) for s in dataset.splits.values() if len(s)]
+    if not longest:
+        return int(dataset.attrs.get("longest_sentence", UNKNOWN_LONGEST)) + 5
+    return max(longest) + 5
 
 
-def input_codes(model, split, batch_size: int, device) -> torch.Tensor:
-    """float32 (n, D): the code each example stands for (`VAE.codes`), in input order."""
-    codes = encode_split(model, split, None, batch_size, device, lambda batch: model.codes(batch)[1:])[0]
+def input_codes(model, split, batch_size: int, device, indices: np.ndarray | None = None) -> torch.Tensor:
+    """float32 (n, D): the code each example (of `indices`, default all) stands for (`VAE.codes`), in order."""
+    codes = encode_split(model, split, indices, batch_size, device, lambda batch: model.codes(batch)[1:])[0]
     return torch.as_tensor(codes, dtype=torch.float32)
 
 
@@ -74,9 +79,11 @@ def prior_codes(n: int, dim: int, seed: int) -> torch.Tensor:
     return torch.randn(n, dim, generator=torch.Generator().manual_seed(seed))
 
 
-def interpolation_codes(start: torch.Tensor, end: torch.Tensor, steps: int) -> tuple[np.ndarray, torch.Tensor]:
-    """(t (K,), codes (K, D)): K points on the segment from `start` (D,) to `end` (D,), both included."""
+def interpolation_codes(start, end, steps: int) -> tuple[np.ndarray, torch.Tensor]:
+    """(t (K,), codes (K, D)): K points on the segment from `start` (D,) to `end` (D,), both included
+    (numpy or torch in; torch out)."""
     checked(STEPS, steps)  # >= 2: the two endpoints
+    start, end = torch.as_tensor(start), torch.as_tensor(end)
     t = np.linspace(0.0, 1.0, steps)
     weights = torch.as_tensor(t, dtype=start.dtype)[:, None]
     codes = start[None] + weights * (end - start)[None]

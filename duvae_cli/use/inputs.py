@@ -8,10 +8,11 @@ Three kinds of INPUT, told apart by the file name:
   `labels` (N,);
 - anything else: a UTF-8 text file, one example a line, plain or `LABEL<TAB>sentence` (detected from
   the first line, as `duvae prepare` does). Empty lines are skipped; every example keeps the number
-  of its line in the file (`InputData.lines`).
+  of its line in the file (`InputData.lines`). `-` reads the same from standard input.
 
 Text is tokenized with the run's own tokenizer: its dataset's word vocabulary (words outside it
-become `<unk>`, and are counted) or its sentencepiece model. A dataset.h5 whose vocabulary differs
+become `<unk>`, and are counted, the most frequent kept by name: `InputData.unknown`) or its
+sentencepiece model. A dataset.h5 whose vocabulary differs
 from the run's is decoded to text and tokenized again with the run's tokenizer.
 
 `fingerprint(split)` is the one place where new data is fingerprinted (see its docstring).
@@ -22,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -29,9 +31,12 @@ from typing import Sequence
 import numpy as np
 
 from duvae_cli.data.store import UNK_ID, ImageSplit, TextSplit, load_dataset
-from duvae_cli.data.text import SourceFile, read_lines
+from duvae_cli.data.subset import first_examples
+from duvae_cli.data.text import STDIN, SourceFile, read_lines
 from duvae_cli.errors import DuvaeError, UsageError
 
+NAME_SUFFIXES = (".txt", ".tsv", ".text", ".npz")  # dropped from a file's name (data_name)
+TOP_UNKNOWN = 10  # unknown words kept (with their counts) for the report
 IMAGE_SIDE = 28  # the image networks read 28 x 28 pixels
 BINARISATION_SEED = 0  # as `ImageBatches` binarises a grey split outside training
 
@@ -40,13 +45,14 @@ BINARISATION_SEED = 0  # as `ImageBatches` binarises a grey split outside traini
 class InputData:
     """New examples as the model reads them, with where they came from."""
 
-    name: str  # the file's stem (a dataset.h5: "<dataset name>-<split>"); names outputs
+    name: str  # `data_name` of the file (a dataset.h5: "<dataset name>-<split>"); names outputs
     kind: str  # "text" or "image"
     split: TextSplit | ImageSplit
     source: str  # the path as given, for messages
     lines: np.ndarray | None = None  # int64 (n,): 1-based line of each example in a text file
     n_tokens: int = 0  # text: word (or piece) ids, without <s>/</s>
     n_unk: int = 0  # text: how many of them are <unk>
+    unknown: tuple = ()  # text: ((word, count), ...) the most frequent words read as <unk>, most first
 
     def __len__(self) -> int:
         return len(self.split)
@@ -108,10 +114,16 @@ def from_texts(texts: Sequence[str], dataset, name: str = "texts", labels: Seque
     if isinstance(texts, str):
         raise TypeError("texts: expected a list of sentences, got one string")
     tokenizer = run_tokenizer(dataset)
-    ids = [tokenizer.encode(" ".join(str(t).split())) for t in texts]
+    cleaned = [" ".join(str(t).split()) for t in texts]
+    ids = [tokenizer.encode(text) for text in cleaned]
     if not ids:
         raise DuvaeError(f"{source or name}: no sentences")
-    return _text_input(ids, labels, name, source or name, lines)
+    unknown = Counter()  # the words behind the <unk> ids, looked up only in sentences that have one
+    for text, sentence in zip(cleaned, ids):
+        if UNK_ID in sentence:
+            unknown.update(tokenizer.unknown(text))
+    data = _text_input(ids, labels, name, source or name, lines)
+    return dataclasses.replace(data, unknown=tuple(unknown.most_common(TOP_UNKNOWN)))
 
 
 def _text_input(ids: list[list[int]], labels, name: str, source: str, lines) -> InputData:
@@ -149,24 +161,35 @@ def from_images(images: np.ndarray, name: str = "images", labels=None, source: s
     return InputData(name, "image", split, shown)
 
 
-def read_input(path: str | Path, dataset, split: str | None = None, name: str | None = None) -> InputData:
-    """INPUT as the run with dataset `dataset` reads it (see the module docstring)."""
+def read_input(path: str | Path, dataset, split: str | None = None, name: str | None = None,
+               limit: int | None = None) -> InputData:
+    """INPUT as the run with dataset `dataset` reads it (see the module docstring); `-` is text on
+    standard input. `limit`: only the first N examples are read (`generate --limit`)."""
     path = Path(path)
-    if not path.is_file():
-        raise DuvaeError(f"{path}: no such file")
+    if str(path) != STDIN and not path.is_file():
+        raise UsageError(f"{path}: no such file")
     suffix = path.suffix.lower()
     if suffix == ".h5":
-        data = _read_dataset(path, dataset, split or "test")
+        data = _read_dataset(path, dataset, split or "test", limit)
     elif split is not None:
         raise UsageError(f"--split {split}: only for a prepared dataset.h5 INPUT")
     elif suffix == ".npz":
-        data = _read_npz(path)
+        data = _read_npz(path, limit)
     else:
-        data = _read_text(path, dataset)
+        data = _read_text(path, dataset, limit)
     if data.kind != dataset.kind:
         raise UsageError(f"{path}: {data.kind} data, but the run was trained on {dataset.kind} "
                          f"({dataset.name})")
     return dataclasses.replace(data, name=_safe(name)) if name else data
+
+
+def data_name(path: Path) -> str:
+    """The name results on a file go by: its file name without a .txt, .tsv, .text or .npz extension,
+    so `sentiment.test.0` and `sentiment.test.1` keep distinct names (`Path.stem` would make both
+    `sentiment.test`); standard input is `stdin`."""
+    if str(path) == STDIN:
+        return "stdin"
+    return _safe(path.stem if path.suffix.lower() in NAME_SUFFIXES else path.name)
 
 
 def _safe(name: str) -> str:
@@ -175,18 +198,18 @@ def _safe(name: str) -> str:
     return cleaned or "data"
 
 
-def _read_text(path: Path, dataset) -> InputData:
+def _read_text(path: Path, dataset, limit: int | None = None) -> InputData:
     if dataset.kind != "text":
         raise UsageError(f"{path}: a text file, but the run was trained on images ({dataset.name}); "
                          "give a .npz")
-    lines = read_lines(SourceFile(path), "auto")
-    keep = [i for i, text in enumerate(lines.texts) if text]
+    lines = read_lines(SourceFile(path, display="<stdin>" if str(path) == STDIN else ""), "auto")
+    keep = [i for i, text in enumerate(lines.texts) if text][:limit]
     labels = [lines.labels[i] for i in keep] if lines.labelled else None
-    return from_texts([lines.texts[i] for i in keep], dataset, _safe(path.stem), labels,
-                      np.asarray(keep, dtype=np.int64) + 1, str(path))
+    return from_texts([lines.texts[i] for i in keep], dataset, data_name(path), labels,
+                      np.asarray(keep, dtype=np.int64) + 1, "<stdin>" if str(path) == STDIN else str(path))
 
 
-def _read_npz(path: Path) -> InputData:
+def _read_npz(path: Path, limit: int | None = None) -> InputData:
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
@@ -201,14 +224,16 @@ def _read_npz(path: Path) -> InputData:
     labels = arrays.get("labels")
     if labels is not None and labels.shape != (len(images),):
         raise DuvaeError(f"{path}: `labels` of shape {labels.shape}; expected ({len(images)},)")
-    return from_images(images, _safe(path.stem), labels, str(path))
+    return from_images(images[:limit], data_name(path), None if labels is None else labels[:limit], str(path))
 
 
-def _read_dataset(path: Path, dataset, split: str) -> InputData:
+def _read_dataset(path: Path, dataset, split: str, limit: int | None = None) -> InputData:
     other = load_dataset(path)
     if split not in other.splits:
         raise UsageError(f"--split {split!r}: {path} has {', '.join(other.splits)}")
-    return convert_split(other, other.splits[split], dataset, f"{other.name}-{split}", f"{path} ({split})")
+    data = other.splits[split]
+    data = first_examples(data, min(limit, len(data))) if limit else data
+    return convert_split(other, data, dataset, f"{other.name}-{split}", f"{path} ({split})")
 
 
 def convert_split(other, data, dataset, name: str, source: str) -> InputData:

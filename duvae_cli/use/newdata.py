@@ -8,8 +8,8 @@ fingerprint (`inputs.fingerprint`) is of the token ids, so re-running on the sam
 rows, and the same sentences from another file land on the same label.
 
 Classification needs labelled train, valid and test data: three LABEL<TAB> text files
-(`train=FILE valid=FILE test=FILE`) or one labelled dataset.h5 (its splits and official subsets).
-Test accuracies are written under the test data's label, valid ones under the valid data's; the
+(`train=FILE valid=FILE test=FILE`), one labelled dataset.h5 (its splits and official subsets), or a
+pool of labelled files (`FILE=LABEL`, LABEL<TAB> files, `-`) split here (labelled.py). Test accuracies are written under the test data's label, valid ones under the valid data's; the
 train data's label is recorded in the metrics.h5 group `probe@<test label>`.
 """
 
@@ -18,10 +18,10 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from duvae_cli.data.store import SPLITS, load_dataset
-from duvae_cli.errors import DuvaeError, UsageError
+from duvae_cli.errors import UsageError
 from duvae_cli.progress import SILENT
-from duvae_cli.use.inputs import InputData, convert_split, read_input
+from duvae_cli.use.familiar import InputChecks, check_input
+from duvae_cli.use.inputs import InputData, read_input
 
 
 def bind(trained, splits: dict, fingerprint: str, subsets: dict | None = None):
@@ -33,10 +33,10 @@ def bind(trained, splits: dict, fingerprint: str, subsets: dict | None = None):
 
 def evaluate_data(run_dir: Path, data_path: Path, split: str | None, checkpoint: str, options,
                   device: str = "auto", reporter=SILENT, name: str | None = None, out: Path | None = None,
-                  data_root: Path | None = None):
+                  data_root: Path | None = None, checks: InputChecks = InputChecks()):
     """Evaluate INPUT as `duvae evaluate` evaluates a split; returns the EvalReport (files written,
-    into `out` when given)."""
-    from duvae_cli.io import results_dir
+    into `out` when given; `identity["familiarity"]`: the familiarity report of text, use/familiar.py)."""
+    from duvae_cli.runs.layout import results_dir
     from duvae_cli.metrics.report import evaluate_trained
     from duvae_cli.runtime import as_device
     from duvae_cli.runs.load import load_trained
@@ -44,78 +44,44 @@ def evaluate_data(run_dir: Path, data_path: Path, split: str | None, checkpoint:
     if checkpoint not in ("best", "last"):
         raise UsageError(f"--checkpoint {checkpoint!r}: choose best or last")
     results_dir(Path(run_dir), out)  # a read-only run without --out stops before any work
-    trained = load_trained(Path(run_dir), checkpoint, device=as_device(device), data_root=data_root)
+    trained = load_trained(Path(run_dir), checkpoint, device=as_device(device), data_root=data_root,
+                           needs_data=False)  # an export: its vocabulary is enough
     data = read_input(data_path, trained.dataset, split, name)
-    log_input(data, reporter)
+    familiar = log_input(data, reporter, trained, checks)
     report = evaluate_trained(bind(trained, {data.label: data.split}, data.fingerprint), data.label,
                               options, reporter, out=out)
     report.identity["data"] = data.source
+    if familiar is not None:
+        report.identity["familiarity"] = familiar
     return report
 
 
-def log_input(data: InputData, reporter) -> None:
-    """One stderr line about what was read: examples, and for text the share of <unk> ids."""
-    if data.kind == "text":
-        reporter.log(f"{data.source}: {len(data)} sentences, {data.n_tokens} tokens, {data.n_unk} <unk> "
-                     f"({100 * data.unk_share:.2f}%); label {data.label}")
-    else:
+def log_input(data: InputData, reporter, trained, checks: InputChecks = InputChecks()) -> dict | None:
+    """What was read, on stderr: for text the familiarity note (unknown words, lengths; use/familiar.py),
+    its warnings and, per `checks`, a refusal before any work; the label results go under. Returns the
+    familiarity report for --json (None for images)."""
+    if data.kind != "text":
         reporter.log(f"{data.source}: {len(data)} images; label {data.label}")
+        return None
+    report = check_input(data, trained, checks, reporter)
+    reporter.log(f"{data.source}: label {data.label}")
+    return report
 
 
-def parse_data_specs(specs: list[str]) -> dict[str, Path] | Path:
-    """`--data` values of classify: one dataset.h5, or train=FILE valid=FILE test=FILE."""
-    if len(specs) == 1 and "=" not in specs[0]:
-        return Path(specs[0])
-    files: dict[str, Path] = {}
-    for spec in specs:
-        role, sep, path = spec.partition("=")
-        if not sep or role not in SPLITS or not path:
-            raise UsageError(f"--data {spec!r}: give one labelled dataset.h5, or train=FILE, valid=FILE and "
-                             "test=FILE (LABEL<TAB>sentence lines)")
-        if role in files:
-            raise UsageError(f"--data {role}=...: given twice")
-        files[role] = Path(path)
-    missing = [role for role in SPLITS if role not in files]
-    if missing:
-        raise UsageError(f"--data: missing {', '.join(f'{m}=FILE' for m in missing)} (the probe trains on "
-                         "train, stops early on valid and is scored on test)")
-    return files
-
-
-def read_labelled(specs: list[str], dataset) -> tuple[dict[str, InputData], dict[str, InputData]]:
-    """(splits, subsets) of labelled new data, tokenized with the run's tokenizer."""
-    parsed = parse_data_specs(specs)
-    if isinstance(parsed, dict):
-        splits, subsets = {role: read_input(path, dataset) for role, path in parsed.items()}, {}
-    else:
-        other = load_dataset(parsed)
-        missing = [s for s in SPLITS if s not in other.splits]
-        if missing:
-            raise DuvaeError(f"{parsed}: no {', '.join(missing)} split; the probe needs train, valid and test")
-        splits = {s: convert_split(other, other.splits[s], dataset, f"{other.name}-{s}", f"{parsed} ({s})")
-                  for s in SPLITS}
-        subsets = {k: convert_split(other, v, dataset, f"{other.name}-{k}", f"{parsed} (subsets/{k})")
-                   for k, v in other.subsets.items()}
-    for role, data in splits.items():
-        if data.split.labels is None:
-            raise DuvaeError(f"{data.source}: no labels; the {role} data must be LABEL<TAB>sentence lines")
-    return splits, subsets
-
-
-def classify_data(run_dir: Path, specs: list[str], options, reporter=SILENT):
-    """Train and score the probes of `duvae classify` on new labelled data; returns the ProbeResult
+def classify_data(run_dir: Path, specs: list[str], options, reporter=SILENT, checks: InputChecks = InputChecks()):
+    """Train and score the probes of `duvae classify` on new labelled data (labelled.py: a dataset.h5,
+    train/valid/test files, or a pool of FILE=LABEL files split here); returns the ProbeResult
     (written by `probe.write_outputs`, which names it by `result.split_labels` and `h5_group`)."""
     from duvae_cli.probe.classify import classify_trained
-    from duvae_cli.probe.features import require_text_run
     from duvae_cli.runtime import as_device
     from duvae_cli.runs.load import load_trained
+    from duvae_cli.use.labelled import read_labelled
 
-    require_text_run(Path(run_dir), "duvae classify --data")
     device = as_device(options.device)
-    trained = load_trained(Path(run_dir), options.checkpoint, device=device, data_root=options.data_root)
-    splits, subsets = read_labelled(specs, trained.dataset)
-    for data in splits.values():
-        log_input(data, reporter)
+    trained = load_trained(Path(run_dir), options.checkpoint, device=device, data_root=options.data_root,
+                           needs_data=False)
+    splits, subsets = read_labelled(specs, trained.dataset, options.seed)
+    familiar = {role: log_input(data, reporter, trained, checks) for role, data in splits.items()}
     fingerprint = splits["test"].fingerprint
     if not options.budgets and not subsets:  # default: every labelled train example
         options = dataclasses.replace(options, budgets=(len(splits["train"]),))
@@ -124,7 +90,7 @@ def classify_data(run_dir: Path, specs: list[str], options, reporter=SILENT):
     result = classify_trained(bound, options, reporter, device)
     result.split_labels = {"test": splits["test"].label, "valid": splits["valid"].label}
     result.h5_group = f"probe@{splits['test'].label}"
-    result.data = {role: {"source": d.source, "label": d.label, "n": len(d), "unk_share": d.unk_share}
+    result.data = {role: {"source": d.source, "label": d.label, "fingerprint": d.fingerprint, "n": len(d),
+                          "unk_share": d.unk_share, **({"familiarity": familiar[role]} if familiar[role] else {})}
                    for role, d in splits.items()}
     return result
-

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import csv
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
 from duvae_cli.errors import UsageError
-from duvae_cli.io import atomic_path
+from duvae_cli.io import atomic_path, write_stdout
 
 FORMATS = (".npy", ".csv", ".h5")
 
@@ -112,12 +111,12 @@ class JsonLinesWriter(_Rows):
         return self
 
     def write(self, indices, values: dict, lines=None, labels=None) -> None:
-        ints = self.ints(indices, lines, labels)
+        ints, rows = self.ints(indices, lines, labels), []
         for i in range(len(indices)):
             row = {key: int(column[i]) for key, column in ints.items()}
             row.update({key: [float(v) for v in values[key][i]] for key in self.names})
-            sys.stdout.write(json.dumps(row) + "\n")
-        sys.stdout.flush()
+            rows.append(json.dumps(row) + "\n")
+        write_stdout("".join(rows))  # a closed reader (`| head`) ends the command quietly
 
     def __exit__(self, *exc):
         return False

@@ -14,6 +14,8 @@ from duvae_cli.io import atomic_write_text
 from duvae_cli.options import CHECKPOINT, DEVICE, Option, checked, options_dataclass
 from duvae_cli.probe.features import dataset_kind
 from duvae_cli.progress import SILENT, Reporter
+from duvae_cli.runs.exported import verify_export
+from duvae_cli.runs.layout import is_export
 from duvae_cli.tables.runs import resolve_runs
 from duvae_cli.viz.curves import draw_curves
 from duvae_cli.viz.dims import draw_dims
@@ -81,6 +83,10 @@ def visualize(runs: list[Path], kind: str, options: VizOptions = VizOptions(),
     draw, default_name = PER_RUN[kind]
     written = []
     for run in runs:
+        if is_export(run):  # checked against its card even where only history.csv is read
+            if options.out is None:
+                raise UsageError(f"{run}: an export, which stays as its author made it; name the file with --out")
+            verify_export(run)
         image_samples = kind == "samples" and dataset_kind(run) == "image"
         path = options.out or run / "figures" / ("samples.png" if image_samples else default_name)
         if kind != "samples" or image_samples:

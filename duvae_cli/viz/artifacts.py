@@ -64,7 +64,7 @@ def load_posteriors(run_dir: Path, split: str = "test", checkpoint: str = "best"
     alphabet = getattr(data, "alphabet", None)  # Omniglot: colour by alphabet, not by 1,623 characters
     labels, label_name = (alphabet, "alphabet") if alphabet is not None else (data.labels, "label")
     return Posteriors(Path(run_dir), split, mean, logvar, labels, getattr(data, "z", None),
-                      trained.checkpoint.stem, trained.checkpoint_sha256, source, label_name)
+                      trained.checkpoint_name, trained.checkpoint_sha256, source, label_name)
 
 
 def _stored(path: Path, name: str, n: int, sha256: str) -> tuple[np.ndarray, np.ndarray] | None:

@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 
 from duvae_cli.errors import DuvaeError
 from duvae_cli.progress import SILENT, Reporter, note
+from duvae_cli.runs.layout import SUFFIX
 from duvae_cli.tables import fresh
 from duvae_cli.tables.runs import SETTINGS, MetricValue, metric_value, read_config, settings_of
 from duvae_cli.viz.figure import label_figure, new_figure
@@ -58,7 +59,7 @@ def _freshness(run: Path, found: MetricValue, split: str, checkpoint: str, stale
         settings = dict(zip(SETTINGS, settings_of(found.row, run)))
         stale[run.name] = [fresh.evaluate_command(run, split, checkpoint, settings, [found.row["estimator"]])]
     elif state == "unverified":
-        unverified[run.name] = f"no checkpoints/{checkpoint}.pt" if current is None else "no checkpoint_sha256"
+        unverified[run.name] = f"no checkpoints/{checkpoint}{SUFFIX}" if current is None else "no checkpoint_sha256"
     return state
 
 

@@ -60,7 +60,7 @@ def draw_image_samples(run_dir: Path, options) -> Figure:
                f"{', ...' if len(drawn['rows']) > 8 else ''})", drawn["inputs"]),
               ("reconstructions: z = posterior mean, pixels sampled", drawn["reconstructions"]),
               ("prior samples: z ~ N(0, I), pixels sampled", drawn["prior"])]
-    return draw_panels(panels, f"{Path(run_dir).name}: samples ({trained.checkpoint.stem} "
+    return draw_panels(panels, f"{Path(run_dir).name}: samples ({trained.checkpoint_name} "
                                f"{trained.checkpoint_sha256[:12]}, seed {options.seed})")
 
 

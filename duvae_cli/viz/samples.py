@@ -48,7 +48,7 @@ def sample_text(run_dir: Path, options: SampleOptions = SampleOptions()) -> str:
     means = torch.as_tensor(mean_codes(trained.model, data, rows, device=device), dtype=torch.float32)
     generator = torch.Generator().manual_seed(options.seed)
     prior = torch.randn(options.n, means.shape[1], generator=generator)
-    lines = [f"# duvae samples: run {trained.run_dir.name}, checkpoint {trained.checkpoint.stem} "
+    lines = [f"# duvae samples: run {trained.run_dir.name}, checkpoint {trained.checkpoint_name} "
              f"{trained.checkpoint_sha256[:12]}, seed {options.seed}",
              f"# decoding: greedy = most likely word each step; sampling = softmax at temperature "
              f"{options.temperature:g}; beam = width {options.beam}, highest total log-probability; "
