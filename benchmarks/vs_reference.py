@@ -20,7 +20,8 @@ Image workloads (the reference side is ../shared/reference/reference_bench_image
 is vs_reference_images.py): the paper's Omniglot networks, DU-VAE (gamma 0.5, p 0.9), untrained.
 - train:omniglot: images/s of a training step (batch 50, KL weight 1, Adam, clip 5, random
   binarised images), steps [2, 2 + 6) by default (the reference bench's), duvae in the precision
-  `--precision` resolves to (auto: fp32 for image models today).
+  `--precision` resolves to (auto: bf16 for image DU-VAE where the CPU has native bf16
+  units, since its Omniglot parity run; fp32 elsewhere).
 - iw:omniglot: seconds per image of IW-NLL with K = 100 (--iw-samples) on --images 2 random
   binarised images, one untimed call first; duvae's `score_examples` in exact fp32, the reference's
   `nll_iw` (one chunk of 100 samples per image).

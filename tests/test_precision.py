@@ -118,3 +118,21 @@ def test_auto_picks_bf16_only_for_models_within_seed_noise(model, monkeypatch):
         assert name == "fp32"
         assert ("seed noise" in why) == (model in ("du", "bn"))
         assert ("not established" in why) == (model not in ("du", "bn"))
+
+
+@pytest.mark.parametrize("model", ["du", "vae", "bn"])
+@pytest.mark.parametrize("hardware", ["avx512_bf16", None])
+def test_auto_for_image_models_follows_the_omniglot_parity_run(model, hardware, monkeypatch):
+    """Images: `auto` means bf16 for DU-VAE where the device has native bf16 units (its Omniglot
+    parity run held, docs/benchmarks.md), fp32 without them, and fp32 for the image models whose
+    parity was not measured."""
+    from duvae_cli.config import decide_runtime, resolve_config
+    from duvae_cli.runtime import precision
+
+    monkeypatch.setattr(precision, "native_bf16", lambda device: hardware)
+    runtime = decide_runtime(resolve_config("omniglot", model, {"device": "cpu"}), "image")
+    if model == "du" and hardware:
+        assert (runtime.precision, runtime.precision_reason) == ("bf16", "auto: avx512_bf16")
+    else:
+        assert runtime.precision == "fp32"
+        assert ("not established" in runtime.precision_reason) == (model != "du")

@@ -54,8 +54,10 @@ class DU(Regularizer):
         "omniglot": Preset("paper, best Omniglot NLL", gamma=0.5, p=0.9),
         "mnist": Preset("Omniglot's values", gamma=0.5, p=0.9),
     }
-    capabilities = Capabilities(fp32_because={
-        "text": "bf16 moves DU-VAE's results beyond seed noise (docs/benchmarks.md)"})
+    capabilities = Capabilities(
+        bf16={"image": "benchmarks/precision_parity.py omniglot --models du, 3 seeds x fp32/bf16:"
+                       " every metric within seed noise (docs/benchmarks.md, 2026-12-07)"},
+        fp32_because={"text": "bf16 moves DU-VAE's results beyond seed noise (docs/benchmarks.md)"})
 
     def __init__(self, latent_dim: int, gamma: float = 0.5, p: float = 0.8, alpha_scale: float = 1.0,
                  dropout_during_warmup: bool = False, bn_eps: float = 1e-5, floor_during_warmup: bool = False):
