@@ -128,6 +128,16 @@ def test_text_data_savi_and_torchrun_are_refused(duvae, tmp_path):
         parallel.check_config(config, World(0, 2))  # its capabilities.multi_process
 
 
+def test_an_unprepared_omniglot_is_image_data_and_the_line_says_prepare_it(duvae, tmp_path):
+    """Before `duvae prepare omniglot` the dataset is still image data: the one line names the
+    missing file and the command that makes it, not "runs on image data only, not text"."""
+    result = duvae("train", "--dataset", "omniglot", "--model", "cr-vae", "--size", "small",
+                   "--set", f"data_root={tmp_path / 'data'}", "--run-dir", tmp_path / "run", "--quiet")
+    assert result.code == 2 and result.stderr.count("\n") == 1, result
+    assert "dataset.h5 not found; run `duvae prepare omniglot" in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
 def test_cr_lambda_is_a_flag_and_the_augmentation_is_the_simple_policy():
     config = resolve_config("omniglot", "cr-vae", dict(cr_lambda=0.5))
     regularizer = build_image_model(config).regularizer

@@ -93,10 +93,14 @@ def _without_dead_end(run_dir: Path, exc: BaseException) -> BaseException:
 
 
 def _data_kind(config: TrainConfig) -> str:
-    """The kind of the data a run will train on, read from the prepared file's attributes (the
-    synthetic data, generated on demand, is text); what `auto` precision reads."""
+    """The kind of the data a run will train on, read from the prepared file's attributes; before
+    it is prepared, a named dataset's own kind (Omniglot is images even before `duvae prepare`), else
+    text (the synthetic data, generated on demand, is text); what `auto` precision reads."""
+    from duvae_cli.prepare.registry import DATASETS
+
     path = dataset_path(config.dataset, config.data_root)
-    return (peek_kind(path) if path.exists() else None) or "text"
+    known = DATASETS[config.dataset].kind if config.dataset in DATASETS else "text"
+    return (peek_kind(path) if path.exists() else None) or known
 
 
 def _create_run(config: TrainConfig, runtime: Runtime, runs_root: Path, run_dir: Path | None, path: Path, dataset,
