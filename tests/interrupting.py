@@ -7,9 +7,12 @@ import contextlib
 import csv
 from pathlib import Path
 
+import pytest
 import torch
 
 from duvae_cli.runs.checkpoint import load_checkpoint
+from duvae_cli.runs.run import new_run_dir
+from duvae_cli.train.loop import Hooks, train
 
 TIMING = {"seconds", "sentences_per_s"}  # the only history columns two identical runs may differ in
 
@@ -49,3 +52,14 @@ def assert_same_run(whole: Path, parts: Path) -> list[list[dict]]:
     assert [{k: v for k, v in r.items() if k not in TIMING} for r in rows[0]] == \
            [{k: v for k, v in r.items() if k not in TIMING} for r in rows[1]]
     return rows
+
+
+def train_whole_and_resumed(config, dataset, root: Path, stop_after: int):
+    """`config` trained once straight through (under root/a) and once interrupted on optimizer step
+    `stop_after`, then resumed (root/b): (whole run dir, resumed run dir, the two final states)."""
+    whole = new_run_dir(config, root / "a")
+    state = train(config, dataset, whole)
+    parts = new_run_dir(config, root / "b")
+    with pytest.raises(Interrupt):
+        train(config, dataset, parts, hooks=Hooks(reporter=StopAfter(stop_after)))
+    return whole, parts, state, train(config, dataset, parts, resume=True)

@@ -149,21 +149,14 @@ def test_cr_lambda_is_a_flag_and_the_augmentation_is_the_simple_policy():
 def test_resume_of_a_cr_run_is_bit_exact(tmp_path):
     """Interrupted after step 5 (the last checkpoint from step 4) and resumed: the augmentation draws after the
     resume come from the checkpointed generator, so weights and history equal the uninterrupted run's."""
-    from interrupting import Interrupt, StopAfter, assert_same_run
+    from interrupting import assert_same_run, train_whole_and_resumed
     from test_images_toyrun import write_toy_images
 
     from duvae_cli.data.store import load_dataset
-    from duvae_cli.runs.run import new_run_dir
-    from duvae_cli.train.loop import Hooks, train
 
     dataset = load_dataset(write_toy_images(tmp_path / "data"))
     config = resolve_config("omniglot", "cr-vae", dict(size="small", latent_dim=4, epochs=2, batch_size=20,
                                                        warm_up=0.5, checkpoint_every=2, device="cpu",
                                                        train_examples=60))
-    whole = new_run_dir(config, tmp_path / "a")
-    train(config, dataset, whole)
-    parts = new_run_dir(config, tmp_path / "b")
-    with pytest.raises(Interrupt):
-        train(config, dataset, parts, hooks=Hooks(reporter=StopAfter(5)))
-    train(config, dataset, parts, resume=True)
+    whole, parts, _, _ = train_whole_and_resumed(config, dataset, tmp_path, 5)
     assert_same_run(whole, parts)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from test_models_vae import tiny_batch
 
 from duvae_cli.metrics.iw import BatchNoise, importance_weights, plan_chunks
 from duvae_cli.metrics.scoring import GenericScorer, make_scorer
@@ -105,14 +106,8 @@ def test_il_text_map_is_l_inverse_lipschitz_in_z_for_a_fixed_state(float64):
     assert (gap >= 2.0 * (z1 - z2).norm(dim=-1) - 1e-9).all()
 
 
-def _sentences(vocab: int = 40, seed: int = 0, size: int = 6) -> TextBatch:
-    g = torch.Generator().manual_seed(seed)
-    lengths = torch.randint(3, 9, (size,), generator=g)
-    tokens = torch.randint(3, vocab, (size, int(lengths.max())), generator=g)
-    tokens[:, 0] = 1
-    tokens[torch.arange(size), lengths - 1] = 2
-    tokens[torch.arange(tokens.shape[1]) >= lengths.unsqueeze(1)] = 0
-    return TextBatch(tokens, lengths)
+def _sentences(seed: int = 0) -> TextBatch:
+    return tiny_batch(seed, size=6, vocab=40)
 
 
 def test_text_decoder_lstm_never_sees_z_and_logits_are_injective_in_z():

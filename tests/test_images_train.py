@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from interrupting import Interrupt, StopAfter, assert_same_run
+from interrupting import assert_same_run, train_whole_and_resumed
 from test_images_toyrun import write_toy_images
 
 from duvae_cli.data.store import ImageSplit, load_dataset
@@ -19,8 +19,7 @@ from duvae_cli.data.batching import ImageBatches, batches_for
 from duvae_cli.config.build import build_image_model, build_model
 from duvae_cli.config.resolve import resolve_config
 from duvae_cli.optim import train_step
-from duvae_cli.train.loop import Hooks, LoopState, _plateau, train
-from duvae_cli.runs.run import new_run_dir
+from duvae_cli.train.loop import LoopState, _plateau
 
 
 @pytest.fixture(scope="module")
@@ -85,12 +84,7 @@ def test_resume_on_images_is_bit_exact(toy_images, tmp_path):
         "train": ImageSplit(splits["train"].images[:60], False), "valid": splits["valid"]})
     config = resolve_config("omniglot", "du", dict(size="small", latent_dim=4, epochs=2, batch_size=20,
                                                    warm_up=0.5, checkpoint_every=2, device="cpu"))
-    whole = new_run_dir(config, tmp_path / "a")
-    train(config, subset, whole)
-    parts = new_run_dir(config, tmp_path / "b")
-    with pytest.raises(Interrupt):
-        train(config, subset, parts, hooks=Hooks(reporter=StopAfter(5)))
-    train(config, subset, parts, resume=True)
+    whole, parts, _, _ = train_whole_and_resumed(config, subset, tmp_path, 5)
 
     rows = assert_same_run(whole, parts)
     assert rows[0][0]["val_ppl"] == "nan"  # PPL is text-only

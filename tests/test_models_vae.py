@@ -24,10 +24,11 @@ def tiny_vae(name: str, seed: int = 0) -> VAE:
     return VAE(encoder, decoder, regularizer)
 
 
-def tiny_batch(seed: int = 0, size: int = 12) -> TextBatch:
+def tiny_batch(seed: int = 0, size: int = 12, vocab: int = VOCAB) -> TextBatch:
+    """`size` random sentences of 3-8 tokens over word ids 3..vocab-1: <s> ... </s>, padded with 0."""
     g = torch.Generator().manual_seed(seed)
     lengths = torch.randint(3, 9, (size,), generator=g)
-    tokens = torch.randint(3, VOCAB, (size, int(lengths.max())), generator=g)
+    tokens = torch.randint(3, vocab, (size, int(lengths.max())), generator=g)
     tokens[:, 0] = 1
     tokens[torch.arange(size), lengths - 1] = 2
     tokens[torch.arange(tokens.shape[1]) >= lengths.unsqueeze(1)] = 0

@@ -7,15 +7,14 @@ import copy
 import pytest
 import torch
 
-from interrupting import Interrupt, StopAfter, assert_same_run
+from interrupting import assert_same_run, train_whole_and_resumed
 from test_models_vae import tiny_batch, tiny_vae
 import test_train_loop
 from test_train_loop import _config
 
 from duvae_cli.models.vae import Posterior
 from duvae_cli.optim import train_step
-from duvae_cli.train.loop import Hooks, LoopState, train
-from duvae_cli.runs.run import new_run_dir
+from duvae_cli.train.loop import LoopState
 from duvae_cli.methods.aggressive import Aggressive
 from duvae_cli.methods.savi import SemiAmortized, refine
 
@@ -155,13 +154,8 @@ def test_savi_step_trains_both_networks_from_the_refined_posterior():
 def test_resume_is_bit_exact(model, strategy, toy_dataset, tmp_path):
     config = _config(model, strategy=strategy, epochs=3, batch_size=128, checkpoint_every=3, agg_max_inner=4,
                      agg_window=2, svi_steps=2)  # 5 steps per epoch
-    whole = new_run_dir(config, tmp_path / "a")
-    state = train(config, toy_dataset, whole)
-
-    parts = new_run_dir(config, tmp_path / "b")
-    with pytest.raises(Interrupt):
-        train(config, toy_dataset, parts, hooks=Hooks(reporter=StopAfter(4)))  # epoch 1, aggressive; last.pt from step 3
-    resumed = train(config, toy_dataset, parts, resume=True)
+    # interrupted in epoch 1, aggressive; the last checkpoint is from step 3
+    whole, parts, state, resumed = train_whole_and_resumed(config, toy_dataset, tmp_path, 4)
 
     assert resumed.strategy_state == state.strategy_state
     if strategy == "aggressive":  # resumed inside aggressive mode, which then ended at an epoch end

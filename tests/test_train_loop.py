@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from interrupting import Interrupt, StopAfter, assert_same_run
+from interrupting import assert_same_run, train_whole_and_resumed
 
 from duvae_cli.errors import DuvaeError
 from duvae_cli.methods import REGULARIZERS
 from duvae_cli.config.resolve import resolve_config
-from duvae_cli.train.loop import Hooks, train
+from duvae_cli.train.loop import train
 from duvae_cli.train.schedule import kl_weight_at
 from duvae_cli.runs.checkpoint import load_checkpoint
 from duvae_cli.runs.run import new_run_dir
@@ -64,14 +64,7 @@ def test_kl_weight_anneals_linearly_per_step():
 @pytest.mark.parametrize("model", ["du", "vae"])
 def test_resume_is_bit_exact(model, toy_dataset, tmp_path):
     config = _config(model, checkpoint_every=7)
-    whole = new_run_dir(config, tmp_path / "a")
-    train(config, toy_dataset, whole)
-
-    parts = new_run_dir(config, tmp_path / "b")
-    with pytest.raises(Interrupt):
-        train(config, toy_dataset, parts, hooks=Hooks(reporter=StopAfter(17)))  # the last checkpoint is from step 14
-    train(config, toy_dataset, parts, resume=True)
-
+    whole, parts, _, _ = train_whole_and_resumed(config, toy_dataset, tmp_path, 17)  # last checkpoint: step 14
     assert_same_run(whole, parts)
 
 
