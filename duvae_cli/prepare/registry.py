@@ -105,6 +105,13 @@ DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in [
 ]}
 
 
+def named_kind(name: str) -> str:
+    """"image" or "text" for a dataset name before (or without) its dataset.h5: a named dataset's own
+    kind, text for any other name (`duvae prepare text --as NAME`, the synthetic data)."""
+    spec = DATASETS.get(name)
+    return spec.kind if spec is not None else "text"
+
+
 def get_spec(name: str) -> DatasetSpec:
     try:
         return DATASETS[name]

@@ -16,9 +16,6 @@ import torch
 from duvae_cli.errors import UsageError
 from duvae_cli.data.batching import batches_for, plan_batches
 
-IMAGE_DATASETS = ("omniglot", "mnist")
-
-
 def dataset_kind(run_dir: Path) -> str:
     """"text" or "image": from the run's binding, else from the dataset file it was trained on, else (the
     file gone: an old run moved) from the dataset's name."""
@@ -38,7 +35,9 @@ def dataset_kind(run_dir: Path) -> str:
     except (OSError, KeyError, ValueError):
         config = json.loads((run_dir / "config.json").read_text(encoding="utf-8")) \
             if (run_dir / "config.json").exists() else {}
-        return "image" if config.get("dataset") in IMAGE_DATASETS else "text"
+        from duvae_cli.prepare.registry import named_kind
+
+        return named_kind(str(config.get("dataset", "")))
 
 
 def require_text_run(run_dir: Path, command: str) -> None:

@@ -96,11 +96,10 @@ def _data_kind(config: TrainConfig) -> str:
     """The kind of the data a run will train on, read from the prepared file's attributes; before
     it is prepared, a named dataset's own kind (Omniglot is images even before `duvae prepare`), else
     text (the synthetic data, generated on demand, is text); what `auto` precision reads."""
-    from duvae_cli.prepare.registry import DATASETS
+    from duvae_cli.prepare.registry import named_kind
 
     path = dataset_path(config.dataset, config.data_root)
-    known = DATASETS[config.dataset].kind if config.dataset in DATASETS else "text"
-    return (peek_kind(path) if path.exists() else None) or known
+    return (peek_kind(path) if path.exists() else None) or named_kind(config.dataset)
 
 
 def _create_run(config: TrainConfig, runtime: Runtime, runs_root: Path, run_dir: Path | None, path: Path, dataset,
