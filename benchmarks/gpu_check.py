@@ -83,7 +83,7 @@ def agreement_iw(device: str = "cuda", sentences: int = 20, iw_samples: int = 10
     import torch
 
     from duvae_cli.data.batching import TextBatches
-from duvae_cli.metrics import EvalOptions, score_examples
+    from duvae_cli.metrics import EvalOptions, score_examples
     from duvae_cli.config.build import build_text_model
     from duvae_cli.config.resolve import resolve_config
 
@@ -167,6 +167,7 @@ def main() -> int:
     args = parser.parse_args()
     # the throughput workloads (vs_reference's), and the agreement checks' sizes
     args.device, args.sentences, args.iw_samples, args.steps, args.warmup = "cuda", 100, 500, None, None
+    args.images = 2  # what vs_reference.run_side reads for its image workloads (unused by the text ones here)
     sizes = dict(train=dict(sentences=32), iw=dict(sentences=20, iw_samples=100))
     import torch
 
